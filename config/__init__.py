@@ -1,0 +1,5 @@
+"""Configuration: the contract's variables validated into one frozen settings object."""
+
+from config.settings import ConfigError, Settings, load_settings
+
+__all__ = ["ConfigError", "Settings", "load_settings"]

@@ -1,0 +1,201 @@
+"""Gateway settings: every variable of the contract, read from the environment and `.env`.
+
+One frozen :class:`Settings` object is built at start-up by :func:`load_settings`; a bad value
+raises :class:`ConfigError` whose message is one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import phonenumbers
+from dotenv import dotenv_values
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; ``str()`` is one line naming the variable."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Settings:
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    sip_domain: str = "localhost"
+    public_url: str = "http://127.0.0.1:8080"
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 29999
+    database_url: str = "sqlite:///gateway.db"
+    admin_token: str | None = None
+    dialin_numbers: tuple[str, ...] = ()
+    default_region: str = "FR"
+    rtp_timeout: float = 60.0
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def rtp_ports(self) -> tuple[int, int]:
+        return (self.rtp_port_min, self.rtp_port_max)
+
+    def join_url(self, number: str, token: str) -> str:
+        return f"{self.public_url}/join/{number}?token={token}"
+
+    def sip_uri(self, number: str) -> str:
+        return f"sip:{number}@{self.sip_domain}"
+
+
+def _host(var: str, value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ConfigError(var, "must not be empty")
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    labels = value.split(".")
+    if value == "localhost" or all(
+        label and len(label) <= 63 and label.replace("-", "").isalnum() for label in labels
+    ):
+        return value
+    raise ConfigError(var, f"not an IP address or host name: {value!r}")
+
+
+def _port(var: str, value: str) -> int:
+    try:
+        port = int(value.strip())
+    except ValueError:
+        raise ConfigError(var, f"not a port number: {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise ConfigError(var, f"port out of range 1-65535: {port}")
+    return port
+
+
+def _port_range(var: str, value: str) -> tuple[int, int]:
+    parts = value.strip().split("-")
+    if len(parts) != 2:
+        raise ConfigError(var, f"expected LOW-HIGH, e.g. 20000-29999, got {value!r}")
+    low, high = (_port(var, p) for p in parts)
+    if low > high:
+        raise ConfigError(var, f"low port {low} is above high port {high}")
+    if high - low < 3:
+        raise ConfigError(var, "range must hold at least two even/odd port pairs")
+    return low, high
+
+
+def _url(var: str, value: str) -> str:
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(var, f"expected an http(s) URL, got {value!r}")
+    return value
+
+
+def _database_url(var: str, value: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    value = value.strip()
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ConfigError(var, f"not a SQLAlchemy URL: {value!r}") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(var, f"unsupported database {url.get_backend_name()!r}")
+    return value
+
+
+def _region(var: str, value: str) -> str:
+    region = value.strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(var, f"unknown region code {value!r}")
+    return region
+
+
+def _numbers(var: str, value: str, region: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for raw in (v.strip() for v in value.split(",")):
+        if not raw:
+            continue
+        try:
+            parsed = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException:
+            raise ConfigError(var, f"not a phone number: {raw!r}") from None
+        if not phonenumbers.is_possible_number(parsed):
+            raise ConfigError(var, f"not a possible phone number: {raw!r}")
+        out.append(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+    return tuple(dict.fromkeys(out))
+
+
+def _token(var: str, value: str) -> str | None:
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) < 16 or any(c.isspace() for c in value):
+        raise ConfigError(var, "must be at least 16 characters without spaces")
+    return value
+
+
+def _positive_float(var: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(var, f"not a number: {value!r}") from None
+    if not number > 0:
+        raise ConfigError(var, "must be positive")
+    return number
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
+) -> Settings:
+    """Build the settings from ``environ`` (default: ``os.environ``) over the ``.env`` file.
+
+    Variables set in the environment win over the file, as python-dotenv does by default.
+    """
+    values: dict[str, str] = {}
+    if env_file and os.path.exists(env_file):
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+
+    def get(name: str) -> str | None:
+        return values.get(name)
+
+    kwargs: dict[str, object] = {}
+    if (v := get("GATEWAY_HTTP_HOST")) is not None:
+        kwargs["http_host"] = _host("GATEWAY_HTTP_HOST", v)
+    if (v := get("GATEWAY_HTTP_PORT")) is not None:
+        kwargs["http_port"] = _port("GATEWAY_HTTP_PORT", v)
+    if (v := get("GATEWAY_SIP_HOST")) is not None:
+        kwargs["sip_host"] = _host("GATEWAY_SIP_HOST", v)
+    if (v := get("GATEWAY_SIP_PORT")) is not None:
+        kwargs["sip_port"] = _port("GATEWAY_SIP_PORT", v)
+    if (v := get("GATEWAY_SIP_DOMAIN")) is not None:
+        kwargs["sip_domain"] = _host("GATEWAY_SIP_DOMAIN", v)
+    if (v := get("GATEWAY_PUBLIC_URL")) is not None:
+        kwargs["public_url"] = _url("GATEWAY_PUBLIC_URL", v)
+    if (v := get("GATEWAY_RTP_PORTS")) is not None:
+        kwargs["rtp_port_min"], kwargs["rtp_port_max"] = _port_range("GATEWAY_RTP_PORTS", v)
+    if (v := get("GATEWAY_DATABASE_URL")) is not None:
+        kwargs["database_url"] = _database_url("GATEWAY_DATABASE_URL", v)
+    if (v := get("GATEWAY_ADMIN_TOKEN")) is not None:
+        kwargs["admin_token"] = _token("GATEWAY_ADMIN_TOKEN", v)
+    region = "FR"
+    if (v := get("GATEWAY_DEFAULT_REGION")) is not None:
+        region = kwargs["default_region"] = _region("GATEWAY_DEFAULT_REGION", v)
+    if (v := get("GATEWAY_DIALIN_NUMBERS")) is not None:
+        kwargs["dialin_numbers"] = _numbers("GATEWAY_DIALIN_NUMBERS", v, region)
+    if (v := get("GATEWAY_RTP_TIMEOUT")) is not None:
+        kwargs["rtp_timeout"] = _positive_float("GATEWAY_RTP_TIMEOUT", v)
+    kwargs["extra"] = {k: v for k, v in values.items() if k.startswith("GATEWAY_")}
+    return Settings(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""dtmf package."""
