@@ -1,0 +1,384 @@
+"""One SIP audio leg as a pure state object: RTP in, 16 kHz PCM frames out, and back.
+
+No sockets and no clock: the transport feeds datagrams with :meth:`AudioLeg.on_rtp` /
+:meth:`AudioLeg.on_rtcp`, and sends whatever :meth:`push_frame` / :meth:`poll_rtcp` return.
+The mixer pulls one 20 ms, 16 kHz frame per tick with :meth:`pull_frame`.
+
+Receive path: RTP parse (aiortc ``RtpPacket``) -> symmetric-RTP latch -> RTCP receiver
+stats -> jitter buffer -> decode -> loss concealment -> resample to 16 kHz.
+Send path: resample to the codec rate -> encode -> 12-byte RTP header with our SSRC,
+sequence number and timestamp.  RFC 4733 telephone-events are not audio: they are surfaced
+raw as :class:`TelephoneEvent` to a callback (or the ``events`` queue).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import struct
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from aiortc.rtp import RtpPacket
+
+from .codecs import Pcm, get_codec
+from .jitter import JitterBuffer, JitterStats
+from .plc import Concealer
+from .resample import Resampler
+from .rtcp import RemoteReport, RtcpState
+
+logger = logging.getLogger(__name__)
+
+Addr = tuple[str, int]
+Datagram = tuple[bytes, Addr]
+
+MIX_RATE = 16000
+FRAME_MS = 20
+MIX_FRAME = MIX_RATE * FRAME_MS // 1000  # 320 samples
+
+_RTP_HEADER = struct.Struct("!BBHII")
+
+
+@dataclass(frozen=True)
+class TelephoneEvent:
+    """One RFC 4733 packet, minimally decoded (the DTMF package does the rest)."""
+
+    event: int
+    end: bool
+    volume: int
+    duration: int
+    timestamp: int
+    sequence_number: int
+    marker: bool
+    ssrc: int
+
+    @classmethod
+    def parse(cls, packet: RtpPacket) -> TelephoneEvent | None:
+        p = packet.payload
+        if len(p) < 4:
+            return None
+        return cls(
+            event=p[0],
+            end=bool(p[1] & 0x80),
+            volume=p[1] & 0x3F,
+            duration=(p[2] << 8) | p[3],
+            timestamp=packet.timestamp,
+            sequence_number=packet.sequence_number,
+            marker=bool(packet.marker),
+            ssrc=packet.ssrc,
+        )
+
+
+@dataclass(frozen=True)
+class LegConfig:
+    """What SDP negotiation decided for one audio leg."""
+
+    codec: str = "PCMU"  # SDP encoding name: PCMU, PCMA, G722
+    payload_type: int = 0
+    remote_addr: Addr | None = None  # from the SDP c=/m= lines
+    clock_rate: int | None = None  # a=rtpmap rate; checked against the codec if given
+    telephone_event_pt: int | None = None
+    remote_rtcp_addr: Addr | None = None  # default: remote RTP port + 1 (or the same if mux)
+    rtcp_mux: bool = False
+    symmetric_rtp: bool = True  # send to where the peer's RTP comes from ("latching")
+    ptime_ms: int = FRAME_MS  # what the peer is expected to send (we always send 20 ms)
+    jitter_depth: int = 3  # packets of playout delay (3 x 20 ms)
+    inactivity_timeout: float = 60.0
+    rtcp_interval: float = 5.0
+    cname: str = "conference-gateway"
+
+
+@dataclass(frozen=True)
+class LegStats:
+    packets_received: int
+    packets_sent: int
+    bad_packets: int
+    wrong_payload_type: int
+    events_received: int
+    latch_changes: int
+    jitter_buffer: JitterStats
+    concealed_frames: int
+    expected: int
+    lost: int
+    jitter_s: float
+    remote: RemoteReport
+
+
+class AudioLeg:
+    """RTP/RTCP state of one audio leg.  Every method is cheap and never raises on input."""
+
+    def __init__(
+        self,
+        config: LegConfig,
+        *,
+        now: float = 0.0,
+        ssrc: int | None = None,
+        on_event: Callable[[TelephoneEvent], None] | None = None,
+        wall_offset: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        codec = get_codec(config.codec)
+        if config.clock_rate is not None and config.clock_rate != codec.clock_rate:
+            raise ValueError(
+                f"{codec.name} has RTP clock rate {codec.clock_rate}, not {config.clock_rate}"
+            )
+        rng = rng or random.Random()
+        self.config = config
+        self.codec = codec
+        self.payload_type = config.payload_type
+        self.ssrc = ssrc if ssrc is not None else rng.getrandbits(32)
+        self.on_event = on_event
+        self.events: deque[TelephoneEvent] = deque(maxlen=256)
+        self.wall_offset = wall_offset  # Unix time = now + wall_offset (for RTCP NTP times)
+
+        # receive side
+        self._decoder = codec.new_decoder()
+        self._jitter = JitterBuffer(depth=config.jitter_depth)
+        self._plc = Concealer(codec.sample_rate)
+        self._up = Resampler(codec.sample_rate, MIX_RATE)
+        self._codec_frame = codec.samples_per_frame(FRAME_MS)
+        self._packet_samples = codec.samples_per_frame(config.ptime_ms)
+        self._rest: Pcm | None = None  # decoded samples not yet played
+        self._remote_ssrc: int | None = None
+        self.rtp_peer: Addr | None = None  # latched source of the peer's RTP
+        self.rtcp_peer: Addr | None = None  # latched source of the peer's RTCP
+        self.last_rtp_at: float | None = None
+        self.last_rtcp_at: float | None = None
+        self._activity_ref = now  # inactivity is measured from here if no RTP yet
+        self.packets_received = 0
+        self.bad_packets = 0
+        self.wrong_payload_type = 0
+        self.events_received = 0
+        self.latch_changes = 0
+
+        # send side
+        self._encoder = codec.new_encoder()
+        self._down = Resampler(MIX_RATE, codec.sample_rate)
+        self._seq = rng.getrandbits(16)
+        self._ts = rng.getrandbits(32)
+        self._ts_step = codec.timestamp_step(FRAME_MS)
+        self._marker = True  # first packet of a talkspurt
+        self._on_hold = False
+        self._now = now
+        self.packets_sent = 0
+
+        self.rtcp = RtcpState(
+            self.ssrc, codec.clock_rate, cname=config.cname, interval=config.rtcp_interval, rng=rng
+        )
+        self.remote_addr = config.remote_addr
+
+    # -- addresses -------------------------------------------------------------------------
+
+    def set_remote_addr(self, addr: Addr | None) -> None:
+        """New SDP address (re-INVITE); forgets the latch so the new address is used."""
+        self.remote_addr = addr
+        self.rtp_peer = None
+        self.rtcp_peer = None
+
+    @property
+    def send_addr(self) -> Addr | None:
+        if self.config.symmetric_rtp and self.rtp_peer is not None:
+            return self.rtp_peer
+        return self.remote_addr
+
+    @property
+    def rtcp_send_addr(self) -> Addr | None:
+        if self.config.symmetric_rtp and self.rtcp_peer is not None:
+            return self.rtcp_peer
+        if self.config.rtcp_mux:
+            return self.send_addr
+        if self.config.remote_rtcp_addr is not None:
+            return self.config.remote_rtcp_addr
+        if self.remote_addr is not None:
+            return (self.remote_addr[0], self.remote_addr[1] + 1)
+        return None
+
+    # -- receive ---------------------------------------------------------------------------
+
+    def on_rtp(self, data: bytes, addr: Addr, now: float) -> bool:
+        """One datagram from the RTP port; True if it was accepted."""
+        self._now = now
+        if len(data) < 12 or data[0] >> 6 != 2:
+            self.bad_packets += 1
+            return False
+        if 192 <= data[1] <= 223:  # RTCP multiplexed on the RTP port (RFC 5761)
+            return self.on_rtcp(data, addr, now)
+        try:
+            packet = RtpPacket.parse(data)
+        except Exception:  # garbage from the network is counted, never raised
+            self.bad_packets += 1
+            return False
+        pt = packet.payload_type
+        is_event = pt == self.config.telephone_event_pt
+        if pt != self.payload_type and not is_event:
+            self.wrong_payload_type += 1
+            return False
+        if packet.ssrc != self._remote_ssrc:
+            if self._remote_ssrc is not None:
+                logger.debug("leg %08x: peer SSRC changed to %08x", self.ssrc, packet.ssrc)
+                self._jitter.reset()
+            self._remote_ssrc = packet.ssrc
+        if self.config.symmetric_rtp and addr != self.rtp_peer:
+            if self.rtp_peer is not None:
+                self.latch_changes += 1
+            self.rtp_peer = addr
+        self.last_rtp_at = now
+        self.packets_received += 1
+        self.rtcp.on_rtp_received(packet.ssrc, packet.sequence_number, packet.timestamp, now)
+        if is_event:
+            # keeps the slot in the jitter buffer so audio around the event is not "lost"
+            self._jitter.put(packet.sequence_number, b"")
+            event = TelephoneEvent.parse(packet)
+            if event is None:
+                self.bad_packets += 1
+                return False
+            self.events_received += 1
+            if self.on_event is not None:
+                self.on_event(event)
+            else:
+                self.events.append(event)
+            return True
+        if packet.payload:
+            self._jitter.put(packet.sequence_number, packet.payload)
+        return True
+
+    def drain_events(self) -> list[TelephoneEvent]:
+        events = list(self.events)
+        self.events.clear()
+        return events
+
+    def pull_frame(self, now: float) -> Pcm:
+        """The next 20 ms of the peer's audio at 16 kHz (320 int16 samples), never fails."""
+        self._now = now
+        need = self._codec_frame
+        rest = self._rest
+        if rest is None:
+            pcm = self._next_chunk()
+            if len(pcm) == need:  # the common case: one 20 ms packet per tick
+                return self._up.process(pcm)
+            chunks = [pcm]
+            have = len(pcm)
+        else:
+            chunks = [rest]
+            have = len(rest)
+        guard = 0
+        while have < need and guard < 64:
+            pcm = self._next_chunk()
+            chunks.append(pcm)
+            have += len(pcm)
+            guard += 1
+        joined = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+        if len(joined) < need:
+            joined = np.concatenate((joined, np.zeros(need - len(joined), dtype=np.int16)))
+        self._rest = joined[need:] if len(joined) > need else None
+        return self._up.process(joined[:need])
+
+    def _next_chunk(self) -> Pcm:
+        jitter = self._jitter
+        for _ in range(8):
+            payload = jitter.pop()
+            if payload is None:
+                return self._plc.conceal(self._packet_samples)
+            if payload:
+                try:
+                    pcm = self._decoder.decode(payload)
+                except Exception:  # a broken payload is a lost packet, not a crash
+                    logger.debug("leg %08x: undecodable payload", self.ssrc, exc_info=True)
+                    return self._plc.conceal(self._packet_samples)
+                if len(pcm):
+                    self._packet_samples = len(pcm)
+                    return self._plc.good(pcm, jitter.discontinuity)
+        return self._plc.conceal(self._packet_samples)
+
+    # -- send ------------------------------------------------------------------------------
+
+    def push_frame(self, pcm16k: Pcm, now: float | None = None) -> list[Datagram]:
+        """Encode 20 ms of 16 kHz audio for the peer; ``[]`` when on hold or no address."""
+        if now is not None:
+            self._now = now
+        ts = self._ts
+        self._ts = (ts + self._ts_step) & 0xFFFFFFFF  # time runs on while we are silent
+        dest = self.send_addr
+        if self._on_hold or dest is None:
+            self._marker = True
+            return []
+        payload = self._encoder.encode(self._down.process(pcm16k))
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFFFF
+        header = _RTP_HEADER.pack(
+            0x80, (0x80 if self._marker else 0) | self.payload_type, seq, ts, self.ssrc
+        )
+        self._marker = False
+        self.packets_sent += 1
+        self.rtcp.on_rtp_sent(ts, len(payload), self._now)
+        return [(header + payload, dest)]
+
+    # -- hold / activity -------------------------------------------------------------------
+
+    @property
+    def on_hold(self) -> bool:
+        return self._on_hold
+
+    def hold(self) -> None:
+        """Stop sending (and stop the inactivity timer) until :meth:`resume`."""
+        self._on_hold = True
+
+    def resume(self, now: float | None = None) -> None:
+        self._on_hold = False
+        self._activity_ref = self._now if now is None else now
+
+    def timed_out(self, now: float) -> bool:
+        """True if no RTP came for ``inactivity_timeout`` seconds (never while on hold)."""
+        if self._on_hold:
+            return False
+        last = self._activity_ref
+        if self.last_rtp_at is not None and self.last_rtp_at > last:
+            last = self.last_rtp_at
+        return now - last > self.config.inactivity_timeout
+
+    # -- RTCP ------------------------------------------------------------------------------
+
+    def on_rtcp(self, data: bytes, addr: Addr, now: float) -> bool:
+        self._now = now
+        if not self.rtcp.on_rtcp(data, now, now + self.wall_offset):
+            self.bad_packets += 1
+            return False
+        self.last_rtcp_at = now
+        if self.config.symmetric_rtp and not self.config.rtcp_mux:
+            self.rtcp_peer = addr
+        return True
+
+    def poll_rtcp(self, now: float) -> list[Datagram]:
+        """A compound RTCP report when one is due (about every ``rtcp_interval`` s)."""
+        if not self.rtcp.due(now):
+            return []
+        dest = self.rtcp_send_addr
+        data = self.rtcp.build_report(now, now + self.wall_offset)
+        return [(data, dest)] if dest is not None else []
+
+    def bye(self) -> list[Datagram]:
+        dest = self.rtcp_send_addr
+        return [(self.rtcp.build_bye(), dest)] if dest is not None else []
+
+    @property
+    def bye_received(self) -> bool:
+        return self.rtcp.bye_received
+
+    def stats(self) -> LegStats:
+        receiver = self.rtcp.receiver
+        return LegStats(
+            packets_received=self.packets_received,
+            packets_sent=self.packets_sent,
+            bad_packets=self.bad_packets,
+            wrong_payload_type=self.wrong_payload_type,
+            events_received=self.events_received,
+            latch_changes=self.latch_changes,
+            jitter_buffer=JitterStats(**vars(self._jitter.stats)),
+            concealed_frames=self._plc.concealed_frames,
+            expected=receiver.expected if receiver else 0,
+            lost=receiver.lost if receiver else 0,
+            jitter_s=(receiver.jitter / self.codec.clock_rate) if receiver else 0.0,
+            remote=RemoteReport(**vars(self.rtcp.remote)),
+        )

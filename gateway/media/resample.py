@@ -1,0 +1,102 @@
+"""Cheap streaming resampling between 8, 16 and 48 kHz (integer ratios).
+
+A polyphase windowed-sinc FIR done as one small matrix product per call: the input buffer
+(history + new samples) is seen through a fixed sliding-window view, so upsampling by ``L``
+is ``windows(n, K) @ taps(K, L)`` (all phases at once, interleaved by the reshape) and
+downsampling by ``M`` is ``windows(n / M, T) @ taps(T)`` with a window stride of ``M``.  Filter state (the last input samples) is carried across calls,
+so a stream of 20 ms frames comes out continuous.  All the work is numpy; no Python per
+sample.
+"""
+
+from __future__ import annotations
+
+from math import gcd
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import as_strided
+
+Pcm = npt.NDArray[np.int16]
+Floats = npt.NDArray[np.float32]
+
+TAPS_PER_PHASE = 24
+
+
+def lowpass(num_taps: int, cutoff: float, beta: float = 7.0) -> Floats:
+    """Kaiser-windowed sinc low-pass; ``cutoff`` in cycles per sample (0..0.5), unit DC gain."""
+    n = np.arange(num_taps) - (num_taps - 1) / 2
+    h = 2 * cutoff * np.sinc(2 * cutoff * n) * np.kaiser(num_taps, beta)
+    h /= h.sum()
+    return h.astype(np.float32)
+
+
+class Resampler:
+    """Streaming int16 resampler for ``in_rate -> out_rate`` where one divides the other.
+
+    ``process(x)`` accepts any length (a multiple of ``M`` when downsampling by ``M``) and
+    returns ``len(x) * out_rate // in_rate`` samples.  Delay: about ``TAPS_PER_PHASE / 2``
+    samples at the lower rate (1.5 ms at 8 kHz); about -0.5 dB at 3.4 kHz
+    when the lower rate is 8 kHz, better than -70 dB stop band.
+    """
+
+    def __init__(self, in_rate: int, out_rate: int, taps_per_phase: int = TAPS_PER_PHASE) -> None:
+        g = gcd(in_rate, out_rate)
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+        self.up = out_rate // g
+        self.down = in_rate // g
+        if self.up != 1 and self.down != 1:
+            raise ValueError(f"unsupported ratio {in_rate} -> {out_rate}")
+        factor = max(self.up, self.down)
+        self._identity = factor == 1
+        num_taps = taps_per_phase * factor
+        # cut a little below the lower Nyquist so the transition band does not alias much
+        h = lowpass(num_taps, 0.5 / factor * 0.96)
+        if self.up > 1:
+            # phase p of the output is the input correlated with the reversed phase-p taps;
+            # all phases at once: (n, taps_per_phase) sliding windows @ (taps_per_phase, up)
+            phases = [h[p :: self.up][::-1] * self.up for p in range(self.up)]
+            self._taps = np.ascontiguousarray(np.stack(phases, axis=1))
+            self._hist_len = taps_per_phase - 1
+        else:
+            self._taps = np.ascontiguousarray(h[::-1])  # (num_taps,)
+            self._hist_len = num_taps - 1
+        self._buf: Floats = np.zeros(self._hist_len, dtype=np.float32)
+        self._windows: Floats = self._buf[:0]
+        self._n = -1
+
+    def reset(self) -> None:
+        """Forget the filter history (the window view stays valid: same buffer)."""
+        self._buf[:] = 0.0
+
+    def _prepare(self, n: int) -> None:
+        """(Re)build the input buffer and its sliding-window view for ``n``-sample inputs."""
+        h = self._hist_len
+        buf = np.zeros(h + n, dtype=np.float32)
+        buf[:h] = self._buf[len(self._buf) - h :]
+        self._buf = buf
+        item = buf.itemsize
+        if self.up > 1:
+            shape, strides = (n, h + 1), (item, item)
+        else:
+            shape, strides = (n // self.down, h + 1), (item * self.down, item)
+        # a view into buf: refilling buf refreshes the windows with no Python-level work
+        self._windows = as_strided(buf, shape=shape, strides=strides, writeable=False)
+        self._n = n
+
+    def process(self, x: Pcm) -> Pcm:
+        if self._identity:
+            return x
+        n = len(x)
+        if n != self._n:
+            if n % self.down:
+                raise ValueError(f"input length {n} is not a multiple of {self.down}")
+            self._prepare(n)
+        buf = self._buf
+        h = self._hist_len
+        buf[:h] = buf[n:]
+        buf[h:] = x
+        y = self._windows.dot(self._taps)
+        np.maximum(y, -32768.0, out=y)
+        np.minimum(y, 32767.0, out=y)
+        return y.astype(np.int16).ravel()

@@ -1,0 +1,379 @@
+"""Room audio mixing: N-1 mixes for every leg of a room, once per 20 ms tick.
+
+``RoomMixer`` is pure (no asyncio, no sockets, no clock): something calls
+:meth:`RoomMixer.tick` every 20 ms (``gateway.media.transport.MixerClock`` does, for all
+rooms of the process from one loop).  Legs speak PCM only: a *source* returns the leg's
+next 20 ms as 320 int16 samples at 16 kHz, a *sink* takes the 320 samples the leg should
+hear.  An :class:`gateway.media.leg.AudioLeg` (via its transport endpoint), a WebRTC track
+adapter or a prompt player can all be legs.
+
+Every tick, vectorised over all legs of the room:
+
+* the legs' frames are stacked into one ``(N, 320)`` float32 array, multiplied by each
+  leg's contribution gain (0 for muted / spectator / leaving legs; ramped per sample when
+  it changes, so joining, leaving, muting and unmuting fade over ``fade_frames`` frames);
+* ``total = sum(rows)`` and each leg gets ``total - own row`` (N-1 mix);
+* a limiter keeps every output inside int16 without hard clipping: a per-leg gain that
+  drops at once to bring a too-loud frame's peak to a knee (0.7 of full scale) and
+  recovers at 25 dB/s, plus a ``tanh`` soft clip above the knee for the onset;
+* talker detection: per-leg mean-square level with hysteresis (attack threshold held for
+  ``attack_frames``, release threshold held for ``hold_frames``), change events to a
+  callback.
+
+Python-level work per leg per tick is one source call, one row copy and one sink call.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+logger = logging.getLogger(__name__)
+
+Pcm = npt.NDArray[np.int16]
+FrameSource = Callable[[float], Pcm]  # now -> 320 int16 samples at 16 kHz
+FrameSink = Callable[[Pcm], None]
+TalkingCallback = Callable[[Hashable, bool], None]
+
+SAMPLE_RATE = 16000
+FRAME_SIZE = 320  # 20 ms at 16 kHz
+INT16_MAX = 32767.0
+
+
+def _db_to_mean_square(dbfs: float) -> float:
+    return (10.0 ** (dbfs / 20.0) * 32768.0) ** 2
+
+
+@dataclass(frozen=True)
+class TalkerConfig:
+    attack_dbfs: float = -36.0  # level that starts "talking" ...
+    attack_frames: int = 2  # ... when held this many frames (40 ms)
+    release_dbfs: float = -45.0  # level below which "talking" may end ...
+    hold_frames: int = 20  # ... after this many frames (400 ms)
+
+
+@dataclass
+class _Leg:
+    leg_id: Hashable
+    source: FrameSource
+    sink: FrameSink
+    index: int
+    muted: bool
+    can_speak: bool
+    leaving: bool = False
+    source_failed: bool = False
+
+
+@dataclass
+class MixerStats:
+    ticks: int = 0
+    limited_ticks: int = 0  # ticks where the soft limiter engaged
+    source_errors: int = 0
+    sink_errors: int = 0
+
+
+class RoomMixer:
+    """The N-1 mixer of one room.  Legs may be added and removed at any time."""
+
+    def __init__(
+        self,
+        room_id: Hashable = "",
+        *,
+        on_talking: TalkingCallback | None = None,
+        fade_frames: int = 2,
+        talker: TalkerConfig | None = None,
+        limiter_knee: float = 0.7,  # fraction of full scale where limiting starts
+        limiter_release_db: float = 0.5,  # gain recovery per frame (25 dB/s)
+        frame_size: int = FRAME_SIZE,
+    ) -> None:
+        self.room_id = room_id
+        self.on_talking = on_talking
+        self.frame_size = frame_size
+        self.stats = MixerStats()
+        self._step = 1.0 / max(1, fade_frames)
+        cfg = talker or TalkerConfig()
+        self._talker = cfg
+        self._attack_ms = _db_to_mean_square(cfg.attack_dbfs)
+        self._release_ms = _db_to_mean_square(cfg.release_dbfs)
+        self._knee = float(limiter_knee) * INT16_MAX
+        self._headroom = INT16_MAX - self._knee
+        self._release = float(10.0 ** (limiter_release_db / 20.0))
+        self._ramp = (np.arange(1, frame_size + 1, dtype=np.float32) / frame_size)[None, :]
+        self._legs: dict[Hashable, _Leg] = {}
+        self._by_index: list[_Leg | None] = []
+        self._free: list[int] = []
+        self._in_tick = False
+        self._pending: list[_Leg] = []
+        self._frames = np.zeros((0, frame_size), dtype=np.float32)
+        self._in_gain = np.zeros(0, dtype=np.float32)  # contribution gain now
+        self._in_target = np.zeros(0, dtype=np.float32)  # ... and where it is heading
+        self._out_gain = np.zeros(0, dtype=np.float32)  # what the leg hears, fading in
+        self._out_target = np.zeros(0, dtype=np.float32)
+        self._above = np.zeros(0, dtype=np.int32)  # frames in a row above attack level
+        self._below = np.zeros(0, dtype=np.int32)  # frames in a row below release level
+        self._talking = np.zeros(0, dtype=np.bool_)
+        self._levels = np.zeros(0, dtype=np.float32)  # mean square of the last frame
+        self._lim_gain = np.zeros(0, dtype=np.float32)  # limiter gain per leg output
+        self._alloc(8)
+
+    # -- membership ------------------------------------------------------------------------
+
+    def _alloc(self, capacity: int) -> None:
+        """Grow the per-leg arrays (rare: capacity doubles when full)."""
+        old = len(self._by_index)
+
+        def grown(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            new = np.zeros((capacity, *a.shape[1:]), dtype=a.dtype)
+            new[:old] = a
+            return new
+
+        self._frames = grown(self._frames)
+        self._in_gain = grown(self._in_gain)
+        self._in_target = grown(self._in_target)
+        self._out_gain = grown(self._out_gain)
+        self._out_target = grown(self._out_target)
+        self._above = grown(self._above)
+        self._below = grown(self._below)
+        self._talking = grown(self._talking)
+        self._levels = grown(self._levels)
+        self._lim_gain = grown(self._lim_gain)
+        self._by_index.extend([None] * (capacity - old))
+        self._free.extend(range(capacity - 1, old - 1, -1))
+
+    def add_leg(
+        self,
+        leg_id: Hashable,
+        source: FrameSource,
+        sink: FrameSink,
+        *,
+        muted: bool = False,
+        can_speak: bool = True,
+    ) -> None:
+        """Start mixing a leg; it fades in (and starts hearing the room) over a few frames."""
+        if leg_id in self._legs or any(p.leg_id == leg_id for p in self._pending):
+            raise ValueError(f"leg {leg_id!r} is already in room {self.room_id!r}")
+        leg = _Leg(leg_id, source, sink, -1, muted, can_speak)
+        if self._in_tick:
+            self._pending.append(leg)
+        else:
+            self._place(leg)
+
+    def _place(self, leg: _Leg) -> None:
+        if not self._free:
+            self._alloc(len(self._by_index) * 2)
+        i = self._free.pop()
+        leg.index = i
+        self._by_index[i] = leg
+        self._legs[leg.leg_id] = leg
+        self._frames[i] = 0.0
+        self._in_gain[i] = 0.0
+        self._out_gain[i] = 0.0
+        self._out_target[i] = 1.0
+        self._above[i] = 0
+        self._below[i] = 0
+        self._talking[i] = False
+        self._levels[i] = 0.0
+        self._lim_gain[i] = 1.0
+        self._update_target(leg)
+
+    def remove_leg(self, leg_id: Hashable) -> None:
+        """Stop mixing a leg: it stops hearing at once and fades out of the mix for others.
+
+        Its source is still pulled for the fade (``fade_frames`` ticks); unknown ids are ignored.
+        """
+        for p in self._pending:
+            if p.leg_id == leg_id:
+                self._pending.remove(p)
+                return
+        leg = self._legs.get(leg_id)
+        if leg is None or leg.leaving:
+            return
+        leg.leaving = True
+        self._out_target[leg.index] = 0.0
+        self._out_gain[leg.index] = 0.0
+        self._update_target(leg)
+        self._set_talking(leg, False)
+
+    def set_muted(self, leg_id: Hashable, muted: bool) -> None:
+        leg = self._legs[leg_id]
+        leg.muted = muted
+        self._update_target(leg)
+
+    def set_can_speak(self, leg_id: Hashable, can_speak: bool) -> None:
+        leg = self._legs[leg_id]
+        leg.can_speak = can_speak
+        self._update_target(leg)
+
+    def _update_target(self, leg: _Leg) -> None:
+        heard = not (leg.muted or leg.leaving or not leg.can_speak)
+        self._in_target[leg.index] = 1.0 if heard else 0.0
+
+    def _free_slot(self, leg: _Leg) -> None:
+        i = leg.index
+        self._by_index[i] = None
+        del self._legs[leg.leg_id]
+        self._frames[i] = 0.0
+        self._in_gain[i] = 0.0
+        self._in_target[i] = 0.0
+        self._out_gain[i] = 0.0
+        self._out_target[i] = 0.0
+        self._talking[i] = False
+        self._lim_gain[i] = 1.0
+        self._free.append(i)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return sum(1 for leg in self._legs.values() if not leg.leaving) + len(self._pending)
+
+    def __contains__(self, leg_id: object) -> bool:
+        leg = self._legs.get(leg_id)  # type: ignore[arg-type]
+        return (leg is not None and not leg.leaving) or any(
+            p.leg_id == leg_id for p in self._pending
+        )
+
+    @property
+    def leg_ids(self) -> list[Hashable]:
+        return [k for k, leg in self._legs.items() if not leg.leaving] + [
+            p.leg_id for p in self._pending
+        ]
+
+    @property
+    def talking(self) -> frozenset[Hashable]:
+        return frozenset(
+            leg.leg_id
+            for leg in self._legs.values()
+            if self._talking[leg.index] and not leg.leaving
+        )
+
+    def levels(self) -> dict[Hashable, float]:
+        """Last frame's contributed level per leg in dBFS (-120 for silence)."""
+        out: dict[Hashable, float] = {}
+        for leg in self._legs.values():
+            ms = float(self._levels[leg.index])
+            out[leg.leg_id] = (
+                10 * math.log10(ms / 32768.0**2) if ms > 1e-12 * 32768.0**2 else -120.0
+            )
+        return out
+
+    # -- the tick --------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Pull one frame from every leg, mix, push every leg its N-1 mix."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            for leg in pending:
+                self._place(leg)
+        legs = list(self._legs.values())
+        if not legs:
+            return
+        self._in_tick = True
+        try:
+            self._mix(legs, now)
+        finally:
+            self._in_tick = False
+
+    def _mix(self, legs: list[_Leg], now: float) -> None:
+        self.stats.ticks += 1
+        frames_all = self._frames
+        for leg in legs:
+            try:
+                frames_all[leg.index] = leg.source(now)
+            except Exception:
+                frames_all[leg.index] = 0.0
+                self.stats.source_errors += 1
+                if not leg.source_failed:
+                    leg.source_failed = True
+                    logger.exception("room %r: source of leg %r failed", self.room_id, leg.leg_id)
+        hi = max(leg.index for leg in legs) + 1
+        frames = frames_all[:hi]
+
+        # contribution gains, ramped per sample while they move toward their targets
+        g0 = self._in_gain[:hi]
+        target = self._in_target[:hi]
+        if np.array_equal(g0, target):
+            contrib = frames * g0[:, None]
+        else:
+            g1 = np.clip(target, g0 - self._step, g0 + self._step)
+            contrib = frames * (g0[:, None] + (g1 - g0)[:, None] * self._ramp)
+            g0[:] = g1
+
+        total = contrib.sum(axis=0)
+        out = total[None, :] - contrib
+
+        # the level each leg contributes (for talker detection)
+        levels = np.einsum("ij,ij->i", contrib, contrib) / self.frame_size
+        self._levels[:hi] = levels
+
+        # fade each leg's output in when it joins
+        o0 = self._out_gain[:hi]
+        otarget = self._out_target[:hi]
+        if not np.array_equal(o0, otarget):
+            o1 = np.clip(otarget, o0 - self._step, o0 + self._step)
+            out *= o0[:, None] + (o1 - o0)[:, None] * self._ramp
+            o0[:] = o1
+
+        # limiter: per-leg gain that drops at once to bring the frame's peak to the knee and
+        # recovers slowly; a tanh soft clip above the knee catches what the ramp lets through
+        peaks = np.abs(out).max(axis=1)
+        lg = self._lim_gain[:hi]
+        if float(peaks.max()) > self._knee or bool((lg < 1.0).any()):
+            self.stats.limited_ticks += 1
+            desired = np.minimum(1.0, self._knee / np.maximum(peaks, 1.0))
+            lg1 = np.minimum(desired, np.minimum(1.0, lg * self._release)).astype(np.float32)
+            out *= lg[:, None] + (lg1 - lg)[:, None] * self._ramp
+            lg[:] = lg1
+            mag = np.abs(out)
+            if float(mag.max()) > self._knee:
+                soft = self._knee + self._headroom * np.tanh((mag - self._knee) / self._headroom)
+                out = np.where(mag > self._knee, np.copysign(soft, out), out)
+        out16 = out.astype(np.int16)
+
+        for leg in legs:
+            if leg.leaving:
+                if g0[leg.index] == 0.0:
+                    self._free_slot(leg)
+                continue
+            try:
+                leg.sink(out16[leg.index])
+            except Exception:
+                self.stats.sink_errors += 1
+                logger.exception("room %r: sink of leg %r failed", self.room_id, leg.leg_id)
+
+        self._detect_talkers(levels, hi)
+
+    def _detect_talkers(self, levels: npt.NDArray[np.float32], hi: int) -> None:
+        above = self._above[:hi]
+        below = self._below[:hi]
+        talking = self._talking[:hi]
+        is_above = levels > self._attack_ms
+        is_below = levels < self._release_ms
+        above[:] = np.where(is_above, above + 1, 0)
+        below[:] = np.where(is_below, below + 1, 0)
+        start = ~talking & (above >= self._talker.attack_frames)
+        stop = talking & (below >= self._talker.hold_frames)
+        changed = start | stop
+        if not changed.any():
+            return
+        for i in np.flatnonzero(changed):
+            leg = self._by_index[int(i)]
+            if leg is None or leg.leaving:
+                continue
+            self._set_talking(leg, bool(start[i]))
+
+    def _set_talking(self, leg: _Leg, talking: bool) -> None:
+        i = leg.index
+        if bool(self._talking[i]) == talking:
+            return
+        self._talking[i] = talking
+        if self.on_talking is not None:
+            try:
+                self.on_talking(leg.leg_id, talking)
+            except Exception:
+                logger.exception("room %r: talking callback failed", self.room_id)
