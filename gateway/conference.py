@@ -1,0 +1,152 @@
+"""Live rooms: one mixer per room with calls in it, and the registry the REST API reads.
+
+:class:`Conference` is mechanism apart from policy: a call leg (SIP today, phone menu and browser
+later) joins with a :class:`Member` (who it is) and a frame source/sink (what it says and hears);
+the conference keeps the room's :class:`~gateway.mixer.RoomMixer` on the process's one
+:class:`~gateway.media.transport.MixerClock`. It also answers the API's live-call protocol
+(participants, mute, admit, remove, end a room).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from api.live import Participant
+from gateway.media.transport import MixerClock
+from gateway.mixer import FrameSink, FrameSource, RoomMixer
+
+__all__ = ["Conference", "Member"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Member:
+    """One participant of a live room, on any kind of leg."""
+
+    room_id: str
+    display_name: str
+    kind: str  # "sip", "phone", "browser"
+    role: str = "guest"  # "organiser", "guest", "spectator"
+    state: str = "joined"  # "waiting", "joined"
+    muted: bool = False
+    id: str = field(default_factory=lambda: secrets.token_hex(8))
+    joined_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: How to end this member's leg (hang up the call, close the browser session).
+    remove: Callable[[], None] = lambda: None
+    source: FrameSource | None = field(default=None, repr=False)
+    sink: FrameSink | None = field(default=None, repr=False)
+
+    def view(self) -> Participant:
+        return Participant(
+            id=self.id,
+            display_name=self.display_name,
+            kind=self.kind,
+            role=self.role,
+            state=self.state,
+            muted=self.muted,
+            joined_at=self.joined_at,
+        )
+
+
+@dataclass
+class _Room:
+    mixer: RoomMixer
+    members: dict[str, Member] = field(default_factory=dict)
+
+
+class Conference:
+    """Every live room of this process."""
+
+    def __init__(self, clock: MixerClock) -> None:
+        self.clock = clock
+        self.rooms: dict[str, _Room] = {}
+
+    # -- legs --------------------------------------------------------------------------------
+    def join(self, member: Member, source: FrameSource, sink: FrameSink) -> None:
+        """Put a member in its room; a waiting member hears and is heard by nobody yet."""
+        room = self.rooms.get(member.room_id)
+        if room is None:
+            room = self.rooms[member.room_id] = _Room(RoomMixer(member.room_id))
+            self.clock.add(room.mixer)
+        member.source, member.sink = source, sink
+        room.members[member.id] = member
+        if member.state == "joined":
+            self._mix(room, member)
+        logger.info("%s %s %s in room %s", member.kind, member.id, member.state, member.room_id)
+
+    def _mix(self, room: _Room, member: Member) -> None:
+        assert member.source is not None and member.sink is not None
+        room.mixer.add_leg(
+            member.id,
+            member.source,
+            member.sink,
+            muted=member.muted,
+            can_speak=member.role != "spectator",
+        )
+
+    def leave(self, member: Member) -> None:
+        room = self.rooms.get(member.room_id)
+        if room is None or room.members.pop(member.id, None) is None:
+            return
+        if member.id in room.mixer:
+            room.mixer.remove_leg(member.id)
+        if not room.members:
+            self.clock.remove(room.mixer)
+            del self.rooms[member.room_id]
+        logger.info("%s %s left room %s", member.kind, member.id, member.room_id)
+
+    def member(self, room_id: str, member_id: str) -> Member | None:
+        room = self.rooms.get(room_id)
+        return room.members.get(member_id) if room else None
+
+    def members(self, room_id: str) -> list[Member]:
+        room = self.rooms.get(room_id)
+        return list(room.members.values()) if room else []
+
+    def all_members(self) -> list[Member]:
+        return [m for room in self.rooms.values() for m in room.members.values()]
+
+    # -- the API's live-call protocol --------------------------------------------------------
+    async def participants(self, room_id: str) -> list[Participant]:
+        members = sorted(self.members(room_id), key=lambda m: m.joined_at)
+        return [m.view() for m in members]
+
+    async def mute(self, room_id: str, participant_id: str, muted: bool) -> Participant | None:
+        member = self.member(room_id, participant_id)
+        if member is None:
+            return None
+        member.muted = muted
+        room = self.rooms[room_id]
+        if member.id in room.mixer:
+            room.mixer.set_muted(member.id, muted)
+        return member.view()
+
+    async def admit(self, room_id: str, participant_id: str) -> Participant | None:
+        member = self.member(room_id, participant_id)
+        if member is None:
+            return None
+        if member.state == "waiting":
+            member.state = "joined"
+            self._mix(self.rooms[room_id], member)
+        return member.view()
+
+    async def remove(self, room_id: str, participant_id: str) -> bool:
+        member = self.member(room_id, participant_id)
+        if member is None:
+            return False
+        member.remove()
+        self.leave(member)
+        return True
+
+    async def end_room(self, room_id: str) -> None:
+        for member in self.members(room_id):
+            member.remove()
+            self.leave(member)
+
+    async def room_changed(self, room_id: str) -> None:
+        """The room was edited; calls stay (an organiser may reopen it)."""
