@@ -1,0 +1,351 @@
+"""The aiohttp application: REST API under ``/api``, join pages under ``/join``.
+
+``create_app(settings, live=...)`` assembles it; the database engine, the room store and the
+admin token's verifier are made by one ``cleanup_ctx`` at start-up (engine created, schema
+upgraded to the newest Alembic revision, admin token ensured) and disposed of at shutdown.
+Every route is declared once in :func:`operations`, which feeds both the router and the
+OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from aiohttp import web
+from sqlalchemy import Engine
+
+from api.auth import ADMIN_AUTH, require_admin
+from api.errors import ApiError, error_middleware
+from api.live import InMemoryLiveCalls, LiveCalls, RoomObserver
+from api.openapi import Body, Operation, build_openapi, docs_html
+from api.pages import STORE, join_page
+from api.schemas import (
+    Health,
+    MuteRequest,
+    ParticipantOut,
+    RoomCreate,
+    RoomOut,
+    RoomUpdate,
+    parse_body,
+)
+from config import Settings
+from rooms.db import create_engine_for, upgrade
+from rooms.errors import InvalidRoom
+from rooms.store import RoomData, RoomSpec, RoomStore, ensure_admin_token
+
+__all__ = [
+    "ADMIN_AUTH",
+    "ENGINE",
+    "LIVE",
+    "OPENAPI",
+    "SETTINGS",
+    "STORE",
+    "create_app",
+    "operations",
+]
+
+logger = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", Engine)
+LIVE = web.AppKey[LiveCalls]("live")
+OPENAPI = web.AppKey("openapi", dict)
+
+API_VERSION = "1.0.0"
+#: Request bodies are small JSON objects.
+MAX_BODY = 64 * 1024
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _room_json(request: web.Request, room: RoomData) -> dict[str, object]:
+    return RoomOut.of(room, request.app[SETTINGS], datetime.now(UTC)).model_dump(mode="json")
+
+
+async def _room_or_404(request: web.Request) -> RoomData:
+    room_id = request.match_info["id"]
+    room = await asyncio.to_thread(request.app[STORE].get, room_id)
+    if room is None:
+        raise ApiError(404, "room_not_found", f"no room with id {room_id!r}")
+    return room
+
+
+def _invalid(exc: InvalidRoom) -> ApiError:
+    return ApiError(422, exc.code, exc.message)
+
+
+def _participant_missing(request: web.Request) -> ApiError:
+    pid = request.match_info["pid"]
+    return ApiError(404, "participant_not_found", f"no participant {pid!r} in this room")
+
+
+# -- handlers --------------------------------------------------------------------------------
+async def health(request: web.Request) -> web.StreamResponse:
+    return web.json_response(Health(status="ok").model_dump(mode="json"))
+
+
+async def openapi_json(request: web.Request) -> web.StreamResponse:
+    return web.json_response(request.app[OPENAPI])
+
+
+async def docs(request: web.Request) -> web.StreamResponse:
+    return web.Response(text=docs_html(request.app[OPENAPI]), content_type="text/html")
+
+
+async def create_room(request: web.Request) -> web.StreamResponse:
+    body = await parse_body(request, RoomCreate)
+    spec = RoomSpec(**body.model_dump())
+    try:
+        room = await asyncio.to_thread(request.app[STORE].create, spec)
+    except InvalidRoom as exc:
+        raise _invalid(exc) from None
+    return web.json_response(_room_json(request, room), status=201)
+
+
+async def list_rooms(request: web.Request) -> web.StreamResponse:
+    rooms = await asyncio.to_thread(request.app[STORE].list)
+    return web.json_response([_room_json(request, room) for room in rooms])
+
+
+async def get_room(request: web.Request) -> web.StreamResponse:
+    return web.json_response(_room_json(request, await _room_or_404(request)))
+
+
+async def update_room(request: web.Request) -> web.StreamResponse:
+    room_id = request.match_info["id"]
+    body = await parse_body(request, RoomUpdate)
+    try:
+        room = await asyncio.to_thread(request.app[STORE].update, room_id, body.changes())
+    except InvalidRoom as exc:
+        raise _invalid(exc) from None
+    if room is None:
+        raise ApiError(404, "room_not_found", f"no room with id {room_id!r}")
+    live = request.app[LIVE]
+    if isinstance(live, RoomObserver):
+        await live.room_changed(room.id)
+    return web.json_response(_room_json(request, room))
+
+
+async def delete_room(request: web.Request) -> web.StreamResponse:
+    room_id = request.match_info["id"]
+    if not await asyncio.to_thread(request.app[STORE].delete, room_id):
+        raise ApiError(404, "room_not_found", f"no room with id {room_id!r}")
+    await request.app[LIVE].end_room(room_id)
+    return web.Response(status=204)
+
+
+async def list_participants(request: web.Request) -> web.StreamResponse:
+    room = await _room_or_404(request)
+    participants = await request.app[LIVE].participants(room.id)
+    return web.json_response([ParticipantOut.of(p).model_dump(mode="json") for p in participants])
+
+
+async def mute_participant(request: web.Request) -> web.StreamResponse:
+    room = await _room_or_404(request)
+    body = await parse_body(request, MuteRequest)
+    participant = await request.app[LIVE].mute(room.id, request.match_info["pid"], body.muted)
+    if participant is None:
+        raise _participant_missing(request)
+    return web.json_response(ParticipantOut.of(participant).model_dump(mode="json"))
+
+
+async def admit_participant(request: web.Request) -> web.StreamResponse:
+    room = await _room_or_404(request)
+    participant = await request.app[LIVE].admit(room.id, request.match_info["pid"])
+    if participant is None:
+        raise _participant_missing(request)
+    return web.json_response(ParticipantOut.of(participant).model_dump(mode="json"))
+
+
+async def remove_participant(request: web.Request) -> web.StreamResponse:
+    room = await _room_or_404(request)
+    if not await request.app[LIVE].remove(room.id, request.match_info["pid"]):
+        raise _participant_missing(request)
+    return web.Response(status=204)
+
+
+# -- the route table -------------------------------------------------------------------------
+ROOM = "/api/rooms/{id}"
+PARTICIPANT = ROOM + "/participants/{pid}"
+
+
+def operations() -> list[Operation]:
+    """Every route: registered by :func:`create_app` and described by the OpenAPI document."""
+    room = Body(RoomOut, description="The room")
+    participant = Body(ParticipantOut, description="The participant")
+    no_content = Body(description="Done")
+    return [
+        Operation(
+            "GET",
+            "/api/health",
+            health,
+            "health",
+            "Liveness probe",
+            tag="service",
+            auth=False,
+            responses={200: Body(Health)},
+        ),
+        Operation(
+            "GET",
+            "/api/openapi.json",
+            openapi_json,
+            "openapi",
+            "This OpenAPI document",
+            tag="service",
+            auth=False,
+            responses={200: Body(description="OpenAPI 3.1 document")},
+        ),
+        Operation(
+            "GET",
+            "/api/docs",
+            docs,
+            "docs",
+            "Readable API documentation",
+            tag="service",
+            auth=False,
+            responses={200: Body(html=True, description="HTML page")},
+        ),
+        Operation(
+            "POST",
+            "/api/rooms",
+            create_room,
+            "createRoom",
+            "Create a room",
+            request=RoomCreate,
+            responses={201: Body(RoomOut, description="The new room")},
+        ),
+        Operation(
+            "GET",
+            "/api/rooms",
+            list_rooms,
+            "listRooms",
+            "List rooms",
+            responses={200: Body(RoomOut, array=True, description="Every room")},
+        ),
+        Operation(
+            "GET", ROOM, get_room, "getRoom", "Read a room", responses={200: room}, errors=(404,)
+        ),
+        Operation(
+            "PATCH",
+            ROOM,
+            update_room,
+            "updateRoom",
+            "Change a room (any writable field)",
+            request=RoomUpdate,
+            responses={200: room},
+            errors=(404,),
+        ),
+        Operation(
+            "DELETE",
+            ROOM,
+            delete_room,
+            "deleteRoom",
+            "Delete a room and end every call in it; its number is never reused",
+            responses={204: no_content},
+            errors=(404,),
+        ),
+        Operation(
+            "GET",
+            ROOM + "/participants",
+            list_participants,
+            "listParticipants",
+            "Who is in the room now",
+            tag="participants",
+            responses={200: Body(ParticipantOut, array=True, description="Participants")},
+            errors=(404,),
+        ),
+        Operation(
+            "POST",
+            PARTICIPANT + "/mute",
+            mute_participant,
+            "muteParticipant",
+            "Mute or unmute a participant",
+            tag="participants",
+            request=MuteRequest,
+            responses={200: participant},
+            errors=(404,),
+        ),
+        Operation(
+            "POST",
+            PARTICIPANT + "/admit",
+            admit_participant,
+            "admitParticipant",
+            "Let a participant in from the waiting room",
+            tag="participants",
+            responses={200: participant},
+            errors=(404,),
+        ),
+        Operation(
+            "DELETE",
+            PARTICIPANT,
+            remove_participant,
+            "removeParticipant",
+            "Remove a participant (told by a prompt or a message)",
+            tag="participants",
+            responses={204: no_content},
+            errors=(404,),
+        ),
+        Operation(
+            "GET",
+            "/join/{number}",
+            join_page,
+            "joinPage",
+            "Join page of a room link (browser)",
+            tag="pages",
+            auth=False,
+            query=(("token", False, "the link's secret"),),
+            responses={
+                200: Body(html=True, description="Join page"),
+                403: Body(html=True, description="Bad or expired link, or room not open"),
+            },
+        ),
+    ]
+
+
+# -- assembly --------------------------------------------------------------------------------
+def announce_admin_token(token: str) -> None:
+    """Show a just-generated admin token, once (it is stored only as a hash)."""
+    print(f"Admin token: {token}", flush=True)
+    logger.warning("generated the admin token (shown once on standard output; stored hashed)")
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    engine = await asyncio.to_thread(create_engine_for, settings.database_url)
+    try:
+        await asyncio.to_thread(upgrade, engine)
+        token, auth = await asyncio.to_thread(ensure_admin_token, engine, settings.admin_token)
+    except BaseException:
+        engine.dispose()
+        raise
+    if token is not None:
+        announce_admin_token(token)
+    app[ENGINE] = engine
+    app[STORE] = RoomStore(engine)
+    app[ADMIN_AUTH] = auth
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(engine.dispose)
+
+
+def create_app(settings: Settings, *, live: LiveCalls | None = None) -> web.Application:
+    """The gateway's web application.
+
+    ``live`` answers the participants routes (default: an empty :class:`InMemoryLiveCalls`).
+    After start-up, ``app[STORE]`` is the :class:`~rooms.store.RoomStore` (the gateway looks
+    rooms up by number with it) and ``app[ENGINE]`` the database engine; a cleanup context
+    appended after this module's sees both.
+    """
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    app[SETTINGS] = settings
+    app[LIVE] = live if live is not None else InMemoryLiveCalls()
+    ops = operations()
+    app[OPENAPI] = build_openapi(ops, title="Conference gateway", version=API_VERSION)
+    for op in ops:
+        handler = require_admin(op.handler) if op.auth else op.handler
+        app.router.add_route(op.method, op.path, handler, name=op.operation_id)
+    app.cleanup_ctx.append(_database)
+    return app

@@ -1,0 +1,1 @@
+"""Alembic migrations of the room store (run by rooms.db.upgrade)."""
