@@ -1,0 +1,167 @@
+"""Room audio end to end: real SIP peers call a room and each must hear every other leg's
+tone and never its own, checked by frequency analysis of what each peer recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.gateway_proc import GatewayProcess, gateway  # noqa: F401  (fixture)
+from tests.peers import sipp
+from tests.peers.audio import assert_contains_tone, assert_lacks_tone, tone_presence
+from tests.peers.fixtures import PeerFactory
+from tests.peers.pcap import audio_packets, write_pcap
+from tests.peers.pjsua import PjsuaPeer
+
+pytestmark = pytest.mark.interop
+
+HOST = "127.0.0.1"
+
+
+@pytest.fixture
+def peers(tmp_path: Path) -> Iterator[PeerFactory]:
+    with PeerFactory(tmp_path) as factory:
+        yield factory
+
+
+def room_uri(gateway: GatewayProcess, room: dict[str, object]) -> str:  # noqa: F811
+    return f"sip:{room['number']}@{HOST}:{gateway.sip_port}"
+
+
+def call(
+    peers: PeerFactory, uri: str, freq: int, codec: str, seconds: float, **kw: object
+) -> tuple[PjsuaPeer, Path]:
+    record = peers.path(f"heard-{freq}.wav")
+    peer = peers.pjsua_call(
+        uri, play=peers.tone(freq), record=record, seconds=seconds, codecs=(codec,), **kw
+    )
+    return peer, record
+
+
+def finish(peer: PjsuaPeer, timeout: float = 30.0) -> None:
+    result = peer.wait_result(timeout)
+    assert result.ok, peer.output()
+
+
+def test_two_legs_hear_each_other_not_themselves(
+    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+) -> None:
+    uri = room_uri(gateway, gateway.create_room(name="two"))
+    a, heard_a = call(peers, uri, 440, "PCMU", 6)
+    b, heard_b = call(peers, uri, 700, "G722", 6)
+    a.wait_event("CONFIRMED", 10)
+    b.wait_event("CONFIRMED", 10)
+    finish(a)
+    finish(b)
+    assert_contains_tone(heard_a, 700, skip_seconds=1.5)
+    assert_lacks_tone(heard_a, 440, skip_seconds=1.5)
+    assert_contains_tone(heard_b, 440, skip_seconds=1.5)
+    assert_lacks_tone(heard_b, 700, skip_seconds=1.5)
+
+
+def test_three_legs_one_codec_each(
+    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+) -> None:
+    room = gateway.create_room(name="three")
+    uri = room_uri(gateway, room)
+    legs = {
+        440: call(peers, uri, 440, "G722", 7),
+        700: call(peers, uri, 700, "PCMU", 7),
+        1100: call(peers, uri, 1100, "PCMA", 7),
+    }
+    codecs = {}
+    for freq, (peer, _) in legs.items():
+        codecs[freq] = peer.wait_event("MEDIA", 10, status="ACTIVE")["codec"]
+    assert codecs[440].startswith("G722") and codecs[700].startswith("PCMU")
+    assert codecs[1100].startswith("PCMA")
+    participants = gateway.wait_participants(str(room["id"]), 3)
+    assert sorted(p["kind"] for p in participants) == ["sip", "sip", "sip"]
+    for peer, _ in legs.values():
+        finish(peer)
+    for freq, (_, heard) in legs.items():
+        for other in legs:
+            if other == freq:
+                assert_lacks_tone(heard, other, skip_seconds=1.5)
+            else:
+                assert_contains_tone(heard, other, skip_seconds=1.5)
+
+
+def test_leg_with_five_percent_loss_still_delivers_its_tone(
+    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+) -> None:
+    uri = room_uri(gateway, room := gateway.create_room(name="lossy"))
+    listener, heard = call(peers, uri, 440, "PCMU", 9)
+    listener.wait_event("CONFIRMED", 10)
+    # sipp plays 6 s of a 1 kHz tone as PCMU RTP with 5 % of the packets taken out.
+    t = np.arange(int(8000 * 6)) / 8000
+    packets = audio_packets(0.5 * np.sin(2 * np.pi * 1000 * t), 8000, "PCMU")
+    rng = np.random.default_rng(7)
+    kept = [p for p in packets if rng.random() >= 0.05]
+    assert len(packets) - len(kept) >= 0.03 * len(packets)
+    pcap = peers.path("lossy.pcap")
+    write_pcap(pcap, kept)
+    result = sipp.run_pcap_call(HOST, gateway.sip_port, str(room["number"]), pcap, 6500,
+                                timeout=30)
+    assert result.ok, result.summary()
+    finish(listener)
+    assert_contains_tone(heard, 1000, skip_seconds=1.0)
+    # Concealment: while the tone plays, (almost) every 20 ms window still carries it.
+    assert tone_presence(heard, 1000, window=0.02, skip_seconds=2.0, tail_seconds=3.0) > 0.9
+
+
+def test_hold_and_unhold_keep_the_call_and_the_audio(
+    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+) -> None:
+    uri = room_uri(gateway, gateway.create_room(name="hold"))
+    listener, heard = call(peers, uri, 440, "PCMU", 9)
+    listener.wait_event("CONFIRMED", 10)
+    holder, _ = call(peers, uri, 700, "PCMA", 7, hold_at=2.0, unhold_at=4.0)
+    holder.wait_event("HOLD", 10)
+    holder.wait_event("UNHOLD", 10)
+    finish(holder)
+    finish(listener)
+    assert not [e for e in holder.events if e.name == "DISCONNECTED" and e["code"] != "200"]
+    assert_contains_tone(heard, 700, skip_seconds=4.5)  # heard again after unhold
+
+
+def test_two_rooms_do_not_leak_into_each_other(
+    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+) -> None:
+    uri_a = room_uri(gateway, gateway.create_room(name="A"))
+    uri_b = room_uri(gateway, gateway.create_room(name="B"))
+    legs = {
+        440: call(peers, uri_a, 440, "PCMU", 6),
+        700: call(peers, uri_a, 700, "PCMU", 6),
+        1100: call(peers, uri_b, 1100, "PCMA", 6),
+        1500: call(peers, uri_b, 1500, "PCMA", 6),
+    }
+    for peer, _ in legs.values():
+        finish(peer)
+    assert_contains_tone(legs[440][1], 700, skip_seconds=1.5)
+    assert_contains_tone(legs[1100][1], 1500, skip_seconds=1.5)
+    for freq in (440, 700):
+        for foreign in (1100, 1500):
+            assert_lacks_tone(legs[freq][1], foreign, skip_seconds=1.5)
+    for freq in (1100, 1500):
+        for foreign in (440, 700):
+            assert_lacks_tone(legs[freq][1], foreign, skip_seconds=1.5)
+
+
+def test_alone_in_a_room_the_call_stays(
+    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+) -> None:
+    uri = room_uri(gateway, gateway.create_room(name="alone"))
+    peer, heard = call(peers, uri, 440, "G722", 4)
+    finish(peer)
+    # The caller hung up itself after 4 s (code 200 on its side), not the gateway.
+    assert [e["code"] for e in peer.events if e.name == "DISCONNECTED"] == ["200"]
+    assert_lacks_tone(heard, 440, skip_seconds=1.0)
+
+
+def test_room_with_a_pin_is_refused_403(gateway: GatewayProcess) -> None:  # noqa: F811
+    room = gateway.create_room(name="pinned", pin="4321")
+    result = sipp.run_expect_status(HOST, gateway.sip_port, str(room["number"]), 403)
+    assert result.ok, result.summary()
