@@ -264,27 +264,24 @@ class SipCalls:
 
     def _answer(self, leg: SipLeg, offer: SessionDescription) -> str:
         """Answer an offer on the leg's port (raises SdpError) and apply it."""
-        result = answer_offer(
-            offer,
-            local_address=self.media_address,
-            audio_port=leg.endpoint.port,
-            session_id=leg.session_id,
-            session_version=leg.session_version,
-        )
-        text = str(result.answer)
-        if leg.last_answer is not None and text != leg.last_answer:
-            leg.session_version += 1  # RFC 3264 8: the version moves only on change
+
+        def answer(version: int) -> tuple[str, NegotiatedAudio | None]:
             result = answer_offer(
                 offer,
                 local_address=self.media_address,
                 audio_port=leg.endpoint.port,
                 session_id=leg.session_id,
-                session_version=leg.session_version,
+                session_version=version,
             )
-            text = str(result.answer)
+            return str(result.answer), result.audio
+
+        text, audio = answer(leg.session_version)
+        if leg.last_answer is not None and text != leg.last_answer:
+            leg.session_version += 1  # RFC 3264 8: the version moves only on change
+            text, audio = answer(leg.session_version)
         leg.last_answer = text
-        if result.audio is not None:
-            self._apply(leg, result.audio)
+        if audio is not None:
+            self._apply(leg, audio)
         return text
 
     def _established(self, call: Call, sdp: str | None) -> None:
