@@ -130,7 +130,7 @@ class SipCalls:
     def on_event(self, event: CallEvent) -> None:
         if isinstance(event, IncomingCall):
             assert isinstance(event.call, UasCall)
-            self._spawn(self._incoming(event.call, event.request, event.offer))
+            self._spawn(self._route(event.call, event.request, event.offer))
         elif isinstance(event, CallEstablished):
             self._established(event.call, event.sdp)
         elif isinstance(event, ReinviteOffer):
@@ -144,6 +144,17 @@ class SipCalls:
                 self._drop(leg)
 
     # -- incoming calls ----------------------------------------------------------------------
+    async def _route(self, call: UasCall, request: Request, offer_text: str | None) -> None:
+        try:
+            await self._incoming(call, request, offer_text)
+        except Exception:
+            logger.exception("incoming call %s failed", request.call_id)
+            leg = self.legs.get(call)
+            if leg is not None:
+                self._hangup(leg)
+            elif not call.ended:
+                self.endpoint.reject(call, 500)
+
     async def _incoming(self, call: UasCall, request: Request, offer_text: str | None) -> None:
         number = (request.uri.user or "").strip()
         if self._is_dialin(number):

@@ -1,0 +1,86 @@
+"""The live-room registry behind the participants routes: joins, waiting room, mute, removal."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gateway.conference import Conference, Member
+from gateway.media.transport import MixerClock
+
+FRAME = 320
+
+
+def tone_source(freq: float) -> object:
+    t = np.arange(FRAME) / 16000
+
+    def source(now: float) -> np.ndarray:
+        return (8000 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+    return source
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.frames: list[np.ndarray] = []
+
+    def __call__(self, pcm: np.ndarray) -> None:
+        self.frames.append(pcm.copy())
+
+    def level(self) -> float:
+        return float(np.abs(self.frames[-1].astype(np.float64)).mean()) if self.frames else 0.0
+
+
+def tick(conference: Conference, room_id: str, n: int = 5) -> None:
+    for i in range(n):
+        conference.rooms[room_id].mixer.tick(i * 0.02)
+
+
+async def test_members_join_and_leave_a_room_mixer() -> None:
+    conference = Conference(MixerClock())
+    a, b = Member("r1", "Alice", "sip"), Member("r1", "Bob", "phone")
+    sink_a, sink_b = Sink(), Sink()
+    conference.join(a, tone_source(440), sink_a)  # type: ignore[arg-type]
+    conference.join(b, tone_source(700), sink_b)  # type: ignore[arg-type]
+    assert [p.display_name for p in await conference.participants("r1")] == ["Alice", "Bob"]
+    assert conference.clock.rooms == [conference.rooms["r1"].mixer]
+    tick(conference, "r1")
+    assert sink_a.level() > 1000 and sink_b.level() > 1000
+    conference.leave(a)
+    conference.leave(b)
+    assert conference.rooms == {} and conference.clock.rooms == []
+    assert await conference.participants("r1") == []
+
+
+async def test_mute_admit_and_remove() -> None:
+    conference = Conference(MixerClock())
+    removed: list[str] = []
+    speaker = Member("r1", "Speaker", "sip")
+    waiting = Member("r1", "Late", "sip", state="waiting")
+    speaker.remove = lambda: removed.append("speaker")
+    listener_sink, waiting_sink = Sink(), Sink()
+    conference.join(speaker, tone_source(440), Sink())  # type: ignore[arg-type]
+    conference.join(waiting, tone_source(700), waiting_sink)  # type: ignore[arg-type]
+    listener = Member("r1", "Listener", "sip")
+    conference.join(listener, tone_source(0), listener_sink)  # type: ignore[arg-type]
+    tick(conference, "r1")
+    assert waiting_sink.frames == []  # the waiting room hears nothing
+    assert listener_sink.level() > 1000  # hears the speaker, not the waiting member
+
+    muted = await conference.mute("r1", speaker.id, True)
+    assert muted is not None and muted.muted
+    tick(conference, "r1", 10)
+    assert listener_sink.level() < 50
+
+    admitted = await conference.admit("r1", waiting.id)
+    assert admitted is not None and admitted.state == "joined"
+    tick(conference, "r1", 10)
+    assert len(waiting_sink.frames) > 0  # now mixed: it hears the room
+    assert listener_sink.level() > 1000  # and is heard
+
+    assert await conference.mute("r1", "nobody", True) is None
+    assert await conference.admit("r2", waiting.id) is None
+    assert await conference.remove("r1", speaker.id) is True
+    assert removed == ["speaker"]
+    assert await conference.remove("r1", speaker.id) is False
+    await conference.end_room("r1")
+    assert conference.rooms == {}
