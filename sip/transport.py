@@ -198,16 +198,25 @@ class SipTransport:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        # TCP first: with port 0 it picks the port, and UDP then binds the same number.
-        self._tcp_server = await loop.create_server(
-            lambda: _TcpConnection(self), self.host, self.port, reuse_address=True
-        )
-        if self.port == 0:
-            self.port = int(self._tcp_server.sockets[0].getsockname()[1])
-        _, protocol = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self), local_addr=(self.host, self.port)
-        )
-        self._udp = protocol
+        # TCP first: with port 0 it picks the port, and UDP then binds the same number
+        # (with port 0, a few tries in case that number is taken for UDP).
+        for attempt in range(20 if self.port == 0 else 1):
+            server = await loop.create_server(
+                lambda: _TcpConnection(self), self.host, self.port, reuse_address=True
+            )
+            port = int(server.sockets[0].getsockname()[1])
+            try:
+                _, protocol = await loop.create_datagram_endpoint(
+                    lambda: _UdpProtocol(self), local_addr=(self.host, port)
+                )
+            except OSError:
+                server.close()
+                await server.wait_closed()
+                if attempt == 19 or self.port != 0:
+                    raise
+                continue
+            self._tcp_server, self._udp, self.port = server, protocol, port
+            break
         logger.info("SIP listening on %s:%d (UDP and TCP)", self.host, self.port)
 
     async def stop(self) -> None:
