@@ -236,7 +236,9 @@ class SipTransport:
             logger.info("malformed SIP from %s:%d: %s", source.host, source.port, exc.reason)
             response = parse_error_response(data, exc)
             if response is not None:
-                self.send_response(response, source)
+                # The request's Via was not checked (nor stamped with received/rport): the
+                # answer goes back to where the bytes came from, never to the Via's host.
+                self._reply(serialise(response), source)
             return
         if isinstance(message, Request):
             message = add_received(message, source)
@@ -246,14 +248,26 @@ class SipTransport:
             logger.exception("error handling SIP message from %s:%d", source.host, source.port)
 
     # -- sending ---------------------------------------------------------------------------
+    def _reply(self, data: bytes, source: Source) -> None:
+        if source.connection is not None:
+            if source.connection.open:
+                source.connection.write(data)
+        else:
+            self.send_bytes(data, source.address, source.transport)
+
     def send_response(self, response: Response, source: Source | None = None) -> None:
         """Send a response by the Via rules, over the request's connection when it is open."""
         data = serialise(response)
         if source is not None and source.connection is not None and source.connection.open:
             source.connection.write(data)
             return
-        dest = response_destination(response)
+        try:
+            dest = response_destination(response)
+        except SipParseError:
+            dest = None
         if dest is None:
+            if source is not None:
+                self._reply(data, source)
             return
         transport = source.transport if source is not None else "UDP"
         self.send_bytes(data, dest, transport)
@@ -264,7 +278,10 @@ class SipTransport:
     def send_bytes(self, data: bytes, dest: tuple[str, int], transport: str) -> None:
         if transport == "UDP":
             if self._udp and self._udp.transport:
-                self._udp.transport.sendto(data, dest)
+                try:
+                    self._udp.transport.sendto(data, dest)
+                except (OSError, ValueError) as exc:  # e.g. a host name that does not resolve
+                    logger.info("UDP send to %s:%s failed: %s", dest[0], dest[1], exc)
             return
         conn = self._connections.get(dest)
         if conn is not None and conn.open:
