@@ -36,8 +36,9 @@ class Member:
     muted: bool = False
     id: str = field(default_factory=lambda: secrets.token_hex(8))
     joined_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    #: How to end this member's leg (hang up the call, close the browser session).
-    remove: Callable[[], None] = lambda: None
+    #: How to end this member's leg, told why: "removed" (by an organiser or admin) or "ended"
+    #: (the room was deleted). A call hears a prompt saying so, then is hung up.
+    remove: Callable[[str], None] = lambda reason: None
     source: FrameSource | None = field(default=None, repr=False)
     sink: FrameSink | None = field(default=None, repr=False)
 
@@ -139,14 +140,14 @@ class Conference:
         member = self.member(room_id, participant_id)
         if member is None:
             return False
-        member.remove()
         self.leave(member)
+        member.remove("removed")
         return True
 
     async def end_room(self, room_id: str) -> None:
         for member in self.members(room_id):
-            member.remove()
             self.leave(member)
+            member.remove("ended")
 
     async def room_changed(self, room_id: str) -> None:
         """The room was edited; calls stay (an organiser may reopen it)."""

@@ -15,9 +15,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from config import Settings
+from gateway import prompts
 from gateway.conference import Conference, Member
 from gateway.media.leg import AudioLeg, LegConfig
 from gateway.media.transport import NoFreePorts, PortAllocator, RtpEndpoint
+from gateway.prompts import PromptPlayer
 from sip.dialog import (
     Call,
     CallEnded,
@@ -208,7 +210,7 @@ class SipCalls:
             state="waiting" if room.waiting_room else "joined",
         )
         leg = SipLeg(call, member, endpoint)
-        member.remove = lambda: self._hangup(leg)
+        member.remove = lambda reason: self._say_goodbye(leg, reason)
         if offer is not None:
             sdp = self._answer(leg, offer)
         else:
@@ -339,6 +341,20 @@ class SipCalls:
         self.endpoint.accept_offer(call, answer)
 
     # -- ending ------------------------------------------------------------------------------
+    def _say_goodbye(self, leg: SipLeg, reason: str) -> None:
+        """Out of the room already: play the prompt for ``reason``, then hang up."""
+        if leg.call not in self.legs or leg.call.ended:
+            return
+        self.conference.leave(leg.member)
+        clock = self.conference.clock
+
+        def done() -> None:
+            clock.remove(player)
+            self._hangup(leg)
+
+        player = PromptPlayer(prompts.frames(reason), leg.endpoint.push_frame, done)
+        clock.add(player)
+
     def _hangup(self, leg: SipLeg) -> None:
         self.endpoint.hangup(leg.call)
         self._drop(leg)

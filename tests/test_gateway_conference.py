@@ -56,7 +56,7 @@ async def test_mute_admit_and_remove() -> None:
     removed: list[str] = []
     speaker = Member("r1", "Speaker", "sip")
     waiting = Member("r1", "Late", "sip", state="waiting")
-    speaker.remove = lambda: removed.append("speaker")
+    speaker.remove = removed.append
     listener_sink, waiting_sink = Sink(), Sink()
     conference.join(speaker, tone_source(440), Sink())  # type: ignore[arg-type]
     conference.join(waiting, tone_source(700), waiting_sink)  # type: ignore[arg-type]
@@ -80,7 +80,7 @@ async def test_mute_admit_and_remove() -> None:
     assert await conference.mute("r1", "nobody", True) is None
     assert await conference.admit("r2", waiting.id) is None
     assert await conference.remove("r1", speaker.id) is True
-    assert removed == ["speaker"]
+    assert removed == ["removed"]
     assert await conference.remove("r1", speaker.id) is False
     await conference.end_room("r1")
     assert conference.rooms == {}

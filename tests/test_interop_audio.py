@@ -11,7 +11,7 @@ import pytest
 
 from tests.gateway_proc import GatewayProcess, gateway  # noqa: F401  (fixture)
 from tests.peers import sipp
-from tests.peers.audio import assert_contains_tone, assert_lacks_tone, tone_presence
+from tests.peers.audio import assert_contains_tone, assert_lacks_tone, read_wav, tone_presence
 from tests.peers.fixtures import PeerFactory
 from tests.peers.pcap import audio_packets, write_pcap
 from tests.peers.pjsua import PjsuaPeer
@@ -165,3 +165,36 @@ def test_room_with_a_pin_is_refused_403(gateway: GatewayProcess) -> None:  # noq
     room = gateway.create_room(name="pinned", pin="4321")
     result = sipp.run_expect_status(HOST, gateway.sip_port, str(room["number"]), 403)
     assert result.ok, result.summary()
+
+
+def speech_seconds(path: Path) -> float:
+    """Seconds of the recording whose 20 ms windows carry voice-band energy."""
+    rate, samples = read_wav(path)
+    window = rate // 50
+    blocks = samples[: len(samples) // window * window].reshape(-1, window)
+    return float((np.sqrt((blocks**2).mean(axis=1)) > 0.01).sum()) * 0.02
+
+
+@pytest.mark.parametrize("how", ["remove participant", "delete room"])
+def test_removed_caller_hears_a_prompt_then_bye(
+    gateway: GatewayProcess, peers: PeerFactory, how: str  # noqa: F811
+) -> None:
+    room = gateway.create_room(name="goodbye")
+    record = peers.path("goodbye.wav")
+    # Alone in the room: until the prompt it hears only silence.
+    peer = peers.pjsua_call(room_uri(gateway, room), play=peers.tone(1500), record=record,
+                            codecs=("PCMU",), max_seconds=30)
+    peer.wait_event("CONFIRMED", 10)
+    [participant] = gateway.wait_participants(str(room["id"]), 1)
+    path = f"/api/rooms/{room['id']}"
+    if how == "remove participant":
+        path += f"/participants/{participant['id']}"
+    status, _ = gateway.api("DELETE", path)
+    assert status == 204
+    if how == "remove participant":
+        assert gateway.participants(str(room["id"])) == []
+    peer.wait_event("DISCONNECTED", 15)
+    finish(peer)
+    # The gateway hung up (BYE) only after speaking for a couple of seconds.
+    assert speech_seconds(record) > 1.5, read_wav(record)[1].shape
+    assert_lacks_tone(record, 1500, skip_seconds=0.5)  # the prompt, not its own voice

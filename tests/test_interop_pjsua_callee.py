@@ -33,7 +33,7 @@ pytestmark = pytest.mark.interop
 
 HOST = "127.0.0.1"
 EVENT_TIMEOUT = 10.0
-RTP_TIMEOUT = 5.0
+RTP_TIMEOUT = 10.0
 E = TypeVar("E", bound=CallEvent)
 
 
