@@ -47,6 +47,11 @@ class ReceiverStats:
     def __init__(self, ssrc: int, clock_rate: int, seq: int) -> None:
         self.ssrc = ssrc
         self.clock_rate = clock_rate
+        self.jitter = 0.0  # in RTP timestamp units
+        self._start(seq)
+
+    def _start(self, seq: int) -> None:
+        """(Re)start the sequence state at ``seq`` (RFC 3550 A.1 init_seq)."""
         self.base_seq = seq
         self.max_seq = seq
         self.cycles = 0
@@ -54,7 +59,6 @@ class ReceiverStats:
         self.received = 0
         self.expected_prior = 0
         self.received_prior = 0
-        self.jitter = 0.0  # in RTP timestamp units
         self._transit: int | None = None
 
     def update(self, seq: int, timestamp: int, arrival: float) -> bool:
@@ -67,14 +71,7 @@ class ReceiverStats:
         elif udelta <= 0x10000 - MAX_MISORDER:
             if seq == self.bad_seq:
                 # two sequential packets after a big jump: the source restarted
-                self.base_seq = seq
-                self.max_seq = seq
-                self.cycles = 0
-                self.bad_seq = -1
-                self.received = 0
-                self.expected_prior = 0
-                self.received_prior = 0
-                self._transit = None
+                self._start(seq)
             else:
                 self.bad_seq = (seq + 1) & 0xFFFF
                 return False
