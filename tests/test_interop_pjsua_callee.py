@@ -17,64 +17,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from sip.dialog import CallEnded, CallEstablished, CallEvent, CallProgress
+from sip.dialog import CallEnded, CallEstablished, CallProgress
 from sip.endpoint import SipEndpoint
 from sip.message import NameAddr, Request, Response, SipUri
 from sip.sdp import SessionDescription, make_offer, negotiate_answer
 from sip.transport import Source
 from tests.peers.audio import make_tone
 from tests.peers.pjsua import PjsuaPeer
+from tests.peers.uac import EVENT_TIMEOUT, EventLog
 
 pytestmark = pytest.mark.interop
 
 HOST = "127.0.0.1"
-EVENT_TIMEOUT = 10.0
 RTP_TIMEOUT = 10.0
-E = TypeVar("E", bound=CallEvent)
-
-
-class EventLog:
-    """The endpoint's ``on_event``: keeps every call event, lets a test await the next one."""
-
-    def __init__(self) -> None:
-        self.events: list[CallEvent] = []
-        self._changed = asyncio.Condition()
-        self._seen = 0
-
-    def __call__(self, event: CallEvent) -> None:
-        self.events.append(event)
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def next(self, kind: type[E]) -> E:
-        """The first event of ``kind`` not returned yet (earlier other events are skipped),
-        waiting up to ``EVENT_TIMEOUT``."""
-
-        async def find() -> E:
-            async with self._changed:
-                while True:
-                    for i in range(self._seen, len(self.events)):
-                        event = self.events[i]
-                        if isinstance(event, kind):
-                            self._seen = i + 1
-                            return event
-                    await self._changed.wait()
-
-        try:
-            return await asyncio.wait_for(find(), EVENT_TIMEOUT)
-        except TimeoutError:
-            seen = [type(e).__name__ for e in self.events]
-            raise AssertionError(f"no {kind.__name__} in {EVENT_TIMEOUT}s; events: {seen}") from None
-
-    def of(self, kind: type[E]) -> list[E]:
-        return [e for e in self.events if isinstance(e, kind)]
 
 
 class Wire:
