@@ -243,7 +243,7 @@ class SipCalls:
             LegConfig(
                 codec=negotiated.codec.name.upper(),
                 payload_type=negotiated.codec.payload_type,
-                clock_rate=negotiated.codec.clock_rate,
+                clock_rate=None,  # the codec knows its RTP clock; some devices write G722/16000
                 remote_addr=None if negotiated.remote_port == 0 else remote,
                 remote_rtcp_addr=rtcp,
                 telephone_event_pt=negotiated.dtmf.payload_type if negotiated.dtmf else None,

@@ -501,8 +501,9 @@ def _pick_codec(codecs: list[Codec], supported: tuple[str, ...]) -> Codec | None
     for codec in codecs:
         if codec.name.lower() in wanted and codec.channels == 1:
             static = _STATIC_BY_NAME.get(codec.name.lower())
-            if static is not None and static.clock_rate != codec.clock_rate:
-                continue
+            lenient = codec.name.lower() == "g722" and codec.clock_rate == 16000
+            if static is not None and static.clock_rate != codec.clock_rate and not lenient:
+                continue  # G722/16000: a common mistake (RFC 3551 4.5.2), understood as G722
             return codec
     return None
 

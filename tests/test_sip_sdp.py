@@ -466,3 +466,17 @@ def test_media_description_helpers() -> None:
     assert MediaDescription("audio", 5000, "RTP/AVP", ("0",)).direction_or("inactive") == "inactive"
     assert MediaDescription("audio", 0, "RTP/AVP", ("0",)).rtcp_port is None
     assert MediaDescription("application", 5000, "UDP/BFCP", ("*",)).codecs == []
+
+
+def test_g722_written_with_its_sampling_rate_is_still_g722() -> None:
+    # RFC 3551 4.5.2: G722's RTP clock is 8000, but some devices write G722/16000.
+    offer = SessionDescription.parse(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "m=audio 4000 RTP/AVP 9 0 101\r\na=rtpmap:9 G722/16000\r\na=rtpmap:0 PCMU/8000\r\n"
+        "a=rtpmap:101 telephone-event/16000\r\n"
+    )
+    result = answer_offer(offer, local_address="127.0.0.1", audio_port=5000, session_id=1,
+                          session_version=1)
+    assert result.audio is not None
+    assert (result.audio.codec.name, result.audio.codec.payload_type) == ("G722", 9)
+    assert result.audio.dtmf is not None and result.audio.dtmf.payload_type == 101
