@@ -32,6 +32,7 @@ from sip.message import Message, NameAddr, Request, Response, SipUri, Via, parse
 from sip.session_timer import SessionTimerConfig
 from sip.transaction import CancelTimer, Destination, Send, StartTimer
 from sip.useragent import UserAgent
+from tests.fakeclock import advance
 
 OFFER = "v=0\r\no=a 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
 ANSWER = "v=0\r\no=b 1 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n"
@@ -82,15 +83,7 @@ class Net:
             self.apply(target, self.uas[target].receive(msg, source, self.now))
 
     def advance(self, until: float) -> None:
-        while True:
-            due = [(t, k) for k, t in self.timers.items() if t <= until + 1e-9]
-            if not due:
-                break
-            t, k = min(due, key=lambda x: x[0])
-            del self.timers[k]
-            self.now = t
-            self.apply(k[0], self.uas[k[0]].timer_fired(k[1], k[2], t))
-        self.now = until
+        advance(self, until, lambda k, t: self.apply(k[0], self.uas[k[0]].timer_fired(k[1], k[2], t)))  # type: ignore[index]
 
     def ev(self, name: str, cls: type) -> list[Any]:
         return [e for _, n, e in self.events if n == name and isinstance(e, cls)]
@@ -284,15 +277,7 @@ class Driver:
         return self.apply(self.ua.receive(msg, SRC, self.now))
 
     def advance(self, until: float) -> None:
-        while True:
-            due = [(t, k) for k, t in self.timers.items() if t <= until + 1e-9]
-            if not due:
-                break
-            t, k = min(due, key=lambda x: x[0])
-            del self.timers[k]
-            self.now = t
-            self.apply(self.ua.timer_fired(k[0], k[1], t))
-        self.now = until
+        advance(self, until, lambda k, t: self.apply(self.ua.timer_fired(k[0], k[1], t)))  # type: ignore[index]
 
     def responses(self) -> list[int]:
         return [m.status for _, m in self.sent if isinstance(m, Response)]

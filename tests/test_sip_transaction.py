@@ -25,6 +25,7 @@ from sip.transaction import (
     TransactionLayer,
     TransportError,
 )
+from tests.fakeclock import advance
 
 UDP = Destination("UDP", "192.0.2.10", 5060)
 TCP = Destination("TCP", "192.0.2.10", 5060)
@@ -50,15 +51,7 @@ class Clock:
         return actions
 
     def advance(self, until: float) -> None:
-        while True:
-            due = [(t, k) for k, t in self.timers.items() if t <= until + 1e-9]
-            if not due:
-                break
-            t, k = min(due, key=lambda x: x[0])
-            del self.timers[k]
-            self.now = t
-            self.apply(self.fire(k[0], k[1], t))
-        self.now = until
+        advance(self, until, lambda k, t: self.apply(self.fire(k[0], k[1], t)))  # type: ignore[index]
 
     def sent(self) -> list[tuple[float, Any]]:
         return [(t, a.message) for t, a in self.log if isinstance(a, Send)]
