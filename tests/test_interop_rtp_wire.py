@@ -1,6 +1,7 @@
 """What the gateway puts on the wire for one leg, read by aiortc's independent parsers:
 symmetric RTP (media goes where the caller's RTP comes from, not to the SDP port, as behind a
-NAT) and RTCP sender reports whose report block accounts for the packets we left out."""
+NAT), RTCP sender reports whose report block accounts for the packets we left out, and no
+media while the caller holds the call."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from aiortc.rtp import RtcpPacket, RtcpSrPacket, RtpPacket
 
 from gateway.media.codecs import get_codec
-from sip.dialog import CallEnded, CallEstablished
+from sip.dialog import CallEnded, CallEstablished, ReinviteAnswered
 from sip.endpoint import SipEndpoint
 from sip.message import NameAddr, SipUri
 from sip.sdp import SessionDescription, make_offer, negotiate_answer
@@ -55,7 +56,7 @@ async def caller() -> AsyncIterator[tuple[SipEndpoint, EventLog]]:
         await endpoint.stop()
 
 
-async def test_symmetric_rtp_and_rtcp_reports(
+async def test_symmetric_rtp_rtcp_reports_and_hold(
     gateway: GatewayProcess, caller: tuple[SipEndpoint, EventLog]  # noqa: F811
 ) -> None:
     endpoint, events = caller
@@ -65,8 +66,9 @@ async def test_symmetric_rtp_and_rtcp_reports(
     sdp_rtcp, rtcp_in = await udp(sdp_port + 1)
     nat_rtp, at_nat_port = await udp(0)  # where our RTP really comes from
     try:
+        session_id = secrets.randbelow(2**31)
         offer = make_offer(local_address=HOST, audio_port=sdp_port,
-                           session_id=secrets.randbelow(2**31), session_version=0,
+                           session_id=session_id, session_version=0,
                            codecs=("PCMU",))
         call = endpoint.dial(
             SipUri.parse(f"sip:{room['number']}@{HOST}:{gateway.sip_port}"),
@@ -118,6 +120,28 @@ async def test_symmetric_rtp_and_rtcp_reports(
         assert 20 <= highest < 350
         assert block.packets_lost == sum(1 for s in range(highest + 1) if s % 10 == 5)
         assert 15 <= block.fraction_lost <= 40  # about 10 % of 256
+
+        # Hold (our re-INVITE a=sendonly): the gateway stops sending; unhold: it resumes.
+        async def count_in(seconds: float) -> int:
+            before = len(at_nat_port.packets)
+            await asyncio.sleep(seconds)
+            return len(at_nat_port.packets) - before
+
+        for version, (direction, expected) in enumerate(
+            (("sendonly", "recvonly"), ("sendrecv", "sendrecv")), start=1
+        ):
+            reoffer = make_offer(local_address=HOST, audio_port=sdp_port,
+                                 session_id=session_id, session_version=version, codecs=("PCMU",),
+                                 direction=direction)
+            endpoint.reinvite(call, str(reoffer))
+            answered = await events.next(ReinviteAnswered)
+            assert answered.sdp is not None
+            assert SessionDescription.parse(answered.sdp).media[0].direction == expected
+            await asyncio.sleep(0.2)  # packets already on their way
+            if direction == "sendonly":
+                assert await count_in(1.0) <= 1
+            else:
+                assert await count_in(1.0) >= 40
         endpoint.hangup(call)
         await events.next(CallEnded)
     finally:
