@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from api.live import Participant
+from gateway import prompts
 from gateway.media.transport import MixerClock
 from gateway.mixer import FrameSink, FrameSource, RoomMixer
+from gateway.prompts import PromptPlayer
 
 __all__ = ["Conference", "Member"]
 
@@ -58,6 +60,8 @@ class Member:
 class _Room:
     mixer: RoomMixer
     members: dict[str, Member] = field(default_factory=dict)
+    #: What each waiting member hears until admitted (a repeated spoken message).
+    waiting: dict[str, PromptPlayer] = field(default_factory=dict)
 
 
 class Conference:
@@ -69,7 +73,8 @@ class Conference:
 
     # -- legs --------------------------------------------------------------------------------
     def join(self, member: Member, source: FrameSource, sink: FrameSink) -> None:
-        """Put a member in its room; a waiting member hears and is heard by nobody yet."""
+        """Put a member in its room; a waiting member is heard by nobody and hears a message
+        asking it to wait, until admitted."""
         room = self.rooms.get(member.room_id)
         if room is None:
             room = self.rooms[member.room_id] = _Room(RoomMixer(member.room_id))
@@ -78,6 +83,10 @@ class Conference:
         room.members[member.id] = member
         if member.state == "joined":
             self._mix(room, member)
+        else:
+            player = PromptPlayer(prompts.frames("waiting"), sink, repeat=True)
+            room.waiting[member.id] = player
+            self.clock.add(player)
         logger.info("%s %s %s in room %s", member.kind, member.id, member.state, member.room_id)
 
     def _mix(self, room: _Room, member: Member) -> None:
@@ -94,12 +103,18 @@ class Conference:
         room = self.rooms.get(member.room_id)
         if room is None or room.members.pop(member.id, None) is None:
             return
+        self._stop_waiting(room, member)
         if member.id in room.mixer:
             room.mixer.remove_leg(member.id)
         if not room.members:
             self.clock.remove(room.mixer)
             del self.rooms[member.room_id]
         logger.info("%s %s left room %s", member.kind, member.id, member.room_id)
+
+    def _stop_waiting(self, room: _Room, member: Member) -> None:
+        player = room.waiting.pop(member.id, None)
+        if player is not None:
+            self.clock.remove(player)
 
     def member(self, room_id: str, member_id: str) -> Member | None:
         room = self.rooms.get(room_id)
@@ -133,6 +148,7 @@ class Conference:
             return None
         if member.state == "waiting":
             member.state = "joined"
+            self._stop_waiting(self.rooms[room_id], member)
             self._mix(self.rooms[room_id], member)
         return member.view()
 

@@ -31,8 +31,10 @@ class Sink:
 
 
 def tick(conference: Conference, room_id: str, n: int = 5) -> None:
+    """Run the clock's tickables (the room's mixer, and any prompt players) ``n`` times."""
     for i in range(n):
-        conference.rooms[room_id].mixer.tick(i * 0.02)
+        for tickable in conference.clock.rooms:
+            tickable.tick(i * 0.02)
 
 
 async def test_members_join_and_leave_a_room_mixer() -> None:
@@ -62,8 +64,13 @@ async def test_mute_admit_and_remove() -> None:
     conference.join(waiting, tone_source(700), waiting_sink)  # type: ignore[arg-type]
     listener = Member("r1", "Listener", "sip")
     conference.join(listener, tone_source(0), listener_sink)  # type: ignore[arg-type]
-    tick(conference, "r1")
-    assert waiting_sink.frames == []  # the waiting room hears nothing
+    assert len(conference.clock.rooms) == 2  # the mixer and the waiting message
+    tick(conference, "r1", 100)
+    # the waiting member hears the spoken message, and only that: the room is a 440 Hz tone
+    heard = np.concatenate(waiting_sink.frames).astype(np.float64)
+    assert len(waiting_sink.frames) == 100 and np.abs(heard).max() > 1000
+    spectrum = np.abs(np.fft.rfft(heard))
+    assert spectrum[440 * len(heard) // 16000] < 0.2 * spectrum.max()
     assert listener_sink.level() > 1000  # hears the speaker, not the waiting member
 
     muted = await conference.mute("r1", speaker.id, True)
@@ -71,10 +78,12 @@ async def test_mute_admit_and_remove() -> None:
     tick(conference, "r1", 10)
     assert listener_sink.level() < 50
 
+    before = len(waiting_sink.frames)
     admitted = await conference.admit("r1", waiting.id)
     assert admitted is not None and admitted.state == "joined"
+    assert conference.clock.rooms == [conference.rooms["r1"].mixer]  # message stopped
     tick(conference, "r1", 10)
-    assert len(waiting_sink.frames) > 0  # now mixed: it hears the room
+    assert len(waiting_sink.frames) == before + 10  # now from the mixer: it hears the room
     assert listener_sink.level() > 1000  # and is heard
 
     assert await conference.mute("r1", "nobody", True) is None

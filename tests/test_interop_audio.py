@@ -3,6 +3,7 @@ tone and never its own, checked by frequency analysis of what each peer recorded
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,3 +199,29 @@ def test_removed_caller_hears_a_prompt_then_bye(
     # The gateway hung up (BYE) only after speaking for a couple of seconds.
     assert speech_seconds(record) > 1.5, read_wav(record)[1].shape
     assert_lacks_tone(record, 1500, skip_seconds=0.5)  # the prompt, not its own voice
+
+
+def test_waiting_room_caller_hears_a_message_until_admitted(
+    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+) -> None:
+    room = gateway.create_room(name="lobby", waiting_room=True)
+    uri = room_uri(gateway, room)
+    host, heard_by_host = call(peers, uri, 440, "PCMU", 12)
+    host.wait_event("CONFIRMED", 10)
+    [first] = gateway.wait_participants(str(room["id"]), 1)
+    assert first["state"] == "waiting"
+    status, admitted = gateway.api("POST", f"/api/rooms/{room['id']}/participants/{first['id']}/admit")
+    assert status == 200 and admitted["state"] == "joined"
+
+    guest, heard_by_guest = call(peers, uri, 1100, "PCMA", 8)
+    guest.wait_event("CONFIRMED", 10)
+    waiting = [p for p in gateway.wait_participants(str(room["id"]), 2) if p["id"] != first["id"]]
+    assert [p["state"] for p in waiting] == ["waiting"]
+    time.sleep(4)  # the guest waits, hearing the message
+    status, _ = gateway.api("POST", f"/api/rooms/{room['id']}/participants/{waiting[0]['id']}/admit")
+    assert status == 200
+    finish(guest)
+    finish(host)
+    assert speech_seconds(heard_by_guest) > 1.0  # the waiting message
+    assert_contains_tone(heard_by_guest, 440, skip_seconds=5.0)  # the host, once admitted
+    assert_contains_tone(heard_by_host, 1100, skip_seconds=7.0)  # the guest, once admitted

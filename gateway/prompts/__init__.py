@@ -18,7 +18,7 @@ __all__ = ["PromptPlayer", "frames", "PROMPTS"]
 
 FRAME = 320  # 20 ms at 16 kHz
 HERE = Path(__file__).resolve().parent
-PROMPTS = ("removed", "ended")
+PROMPTS = ("removed", "ended", "waiting")
 
 Pcm = npt.NDArray[np.int16]
 
@@ -36,24 +36,33 @@ def frames(name: str) -> tuple[Pcm, ...]:
 
 
 class PromptPlayer:
-    """Plays frames into a sink, one per mixer-clock tick, then calls ``on_done`` once.
+    """Plays frames into a sink, one per mixer-clock tick, then calls ``on_done`` once (or
+    starts again, with ``repeat``, until it is taken off the clock).
 
     It is a tickable of :class:`~gateway.media.transport.MixerClock`, like a room mixer, so a
     prompt keeps the same 20 ms pace as the room audio and needs no task of its own.
     """
 
     def __init__(
-        self, prompt: tuple[Pcm, ...], sink: Callable[[Pcm], None], on_done: Callable[[], None]
+        self,
+        prompt: tuple[Pcm, ...],
+        sink: Callable[[Pcm], None],
+        on_done: Callable[[], None] = lambda: None,
+        *,
+        repeat: bool = False,
     ) -> None:
         self._frames = prompt
         self._sink = sink
         self._on_done = on_done
+        self._repeat = repeat
         self._next = 0
         self.done = False
 
     def tick(self, now: float) -> None:
         if self.done:
             return
+        if self._next == len(self._frames) and self._repeat:
+            self._next = 0
         if self._next < len(self._frames):
             self._sink(self._frames[self._next])
             self._next += 1
