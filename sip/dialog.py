@@ -883,6 +883,21 @@ class UasCall(Call):
         self.peer_allow = [m.upper() for m in invite.headers.get_all("Allow")]
         self._session: Negotiated | None = None
 
+    def _dest(self) -> Destination:
+        """Where our in-dialog requests (BYE, re-INVITE, INFO) go.
+
+        Without a proxy in the path (no Record-Route) and with a caller that is behind a NAT
+        (its Via was stamped ``received``: it wrote an address it is not seen from) or on a
+        connection (TCP), they go back where the INVITE came from, as the responses did
+        (RFC 3581), instead of to a Contact that is likely unreachable from here; the TCP
+        connection is reused (as RFC 5923 does). Otherwise: the remote target (RFC 3261 12.2).
+        """
+        assert self.dialog is not None
+        behind_nat = self.invite.top_via.param("received") is not None
+        if not self.dialog.route_set and (behind_nat or self.source.reliable):
+            return Destination(self.source.transport.upper(), self.source.host, self.source.port)
+        return super()._dest()
+
     def start(self, now: float) -> list[CallOutput]:
         """Check the INVITE; :class:`IncomingCall` for the TU, or an error response."""
         invite, source = self.invite, self.source

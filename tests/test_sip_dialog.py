@@ -812,3 +812,49 @@ def test_out_of_dialog_require_gets_420() -> None:
     assert statuses(out) == [420]
     (resp,) = [o.message for o in out if isinstance(o, Send)]
     assert resp.headers.get("Unsupported") == "newfeature1"
+
+
+def bye_destination(source: Destination, extra: tuple[str, ...] = (), via_params: str = "") -> Any:
+    """Set up a call from ``source`` (its Via stamped with ``via_params``), hang up: the BYE's
+    destination."""
+    ua = UserAgent(cfg(B_HOST))
+    invite = raw_request("INVITE", to_tag=None, body=OFFER, extra=extra)
+    if via_params:
+        raw = serialise(invite).replace(b";branch=z9hG4bKraw1", b";branch=z9hG4bKraw1" + via_params.encode())
+        invite = parse(raw)  # type: ignore[assignment]
+    out = ua.receive(invite, source, 0.0)
+    call = next(o.call for o in out if isinstance(o, IncomingCall))
+    sent = [o for o in ua.answer(call, ANSWER, 0.0) if isinstance(o, Send)]
+    ok = sent[-1].message
+    assert isinstance(ok, Response)
+    ua.receive(ack(ok), source, 0.1)
+    byes = [o for o in ua.hangup(call, 1.0) if isinstance(o, Send) and isinstance(o.message, Request)]
+    assert [b.message.method for b in byes] == ["BYE"]  # type: ignore[union-attr]
+    return byes[0].dest
+
+
+def test_in_dialog_requests_to_a_caller_behind_nat_go_where_it_came_from() -> None:
+    # Via and Contact say 10.0.0.1:5060; the INVITE came from the NAT's 203.0.113.7:40000.
+    nat = Destination("UDP", "203.0.113.7", 40000)
+    dest = bye_destination(nat, via_params=";received=203.0.113.7;rport=40000")
+    assert (dest.transport, dest.host, dest.port) == ("UDP", "203.0.113.7", 40000)
+
+
+def test_in_dialog_requests_without_nat_go_to_the_contact() -> None:
+    dest = bye_destination(SRC)
+    assert (dest.transport, dest.host, dest.port) == ("UDP", "10.0.0.1", 5060)
+
+
+def test_in_dialog_requests_over_tcp_reuse_the_connection() -> None:
+    conn = Destination("TCP", A_HOST, 51000)  # the caller's end of the TCP connection
+    dest = bye_destination(conn)
+    assert (dest.transport, dest.host, dest.port) == ("TCP", A_HOST, 51000)
+
+
+def test_in_dialog_requests_follow_the_route_set_through_a_proxy() -> None:
+    nat = Destination("UDP", "203.0.113.7", 40000)
+    dest = bye_destination(
+        nat, extra=("Record-Route: <sip:proxy.example.org:5070;lr>",),
+        via_params=";received=203.0.113.7",
+    )
+    assert (dest.host, dest.port) == ("proxy.example.org", 5070)
