@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from sip.auth import Credentials
 from sip.dialog import Call, CallConfig, CallEvent, UacCall, UasCall
@@ -56,16 +57,12 @@ class SipEndpoint:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self.transport.start()
-        base = self._config or CallConfig()
+        # The address calls write in Via and Contact is where we are bound (port 0: the pick).
         self.ua = UserAgent(
-            CallConfig(
+            replace(
+                self._config or CallConfig(),
                 local_host=self.transport.host,
                 local_port=self.transport.port,
-                transport=base.transport,
-                contact_user=base.contact_user,
-                user_agent=base.user_agent,
-                timers=base.timers,
-                session_timer=base.session_timer,
             )
         )
 
