@@ -39,7 +39,8 @@ class Member:
     id: str = field(default_factory=lambda: secrets.token_hex(8))
     joined_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     #: How to end this member's leg, told why: "removed" (by an organiser or admin) or "ended"
-    #: (the room was deleted). A call hears a prompt saying so, then is hung up.
+    #: (the room was deleted); called once the member has left the room's mixer. A call hears
+    #: a prompt saying so, then is hung up.
     remove: Callable[[str], None] = lambda reason: None
     source: FrameSource | None = field(default=None, repr=False)
     sink: FrameSink | None = field(default=None, repr=False)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from config import Settings
 from gateway import prompts
@@ -183,20 +183,11 @@ class SipCalls:
         if offer_text is not None:
             try:
                 offer = SessionDescription.parse(offer_text)
-                negotiated = answer_offer(
-                    offer, local_address=self.media_address, audio_port=9, session_id=0,
-                    session_version=0,
-                ).audio
             except SdpError as exc:
-                logger.info("unusable offer from %s: %s", number, exc)
-                self.endpoint.reject(
-                    call, 488, headers=[("Warning", f'304 gateway "{exc}"')]
-                )
+                self._refuse_offer(call, number, exc)
                 return
-        else:
-            negotiated = None
-        try:
-            endpoint = await self.ports.open(self._new_leg(negotiated))
+        try:  # configured by the answer below, or by the ACK's answer (delayed offer)
+            endpoint = await self.ports.open(AudioLeg(self._leg_config(None), now=self._now()))
         except NoFreePorts:
             self.endpoint.reject(call, 503, reason="No Media Ports")
             return
@@ -212,7 +203,12 @@ class SipCalls:
         leg = SipLeg(call, member, endpoint)
         member.remove = lambda reason: self._say_goodbye(leg, reason)
         if offer is not None:
-            sdp = self._answer(leg, offer)
+            try:
+                sdp = self._answer(leg, offer)
+            except SdpError as exc:
+                endpoint.close(send_bye=False)
+                self._refuse_offer(call, number, exc)
+                return
         else:
             leg.offer = make_offer(
                 local_address=self.media_address,
@@ -225,55 +221,49 @@ class SipCalls:
         self.conference.join(member, endpoint.pull_frame, endpoint.push_frame)
         self.endpoint.answer(call, sdp)
 
+    def _refuse_offer(self, call: UasCall, number: str, exc: SdpError) -> None:
+        logger.info("unusable offer for %s: %s", number, exc)
+        self.endpoint.reject(call, 488, headers=[("Warning", f'304 gateway "{exc}"')])
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
     def _is_dialin(self, user: str) -> bool:
         digits = user.lstrip("+")
         return any(n.lstrip("+") == digits for n in self.settings.dialin_numbers)
 
-    def _new_leg(self, negotiated: NegotiatedAudio | None) -> AudioLeg:
-        loop = asyncio.get_running_loop()
-        if negotiated is None:  # delayed offer: configured when the answer arrives
-            return AudioLeg(LegConfig(inactivity_timeout=self.settings.rtp_timeout), now=loop.time())
-        remote = (negotiated.remote_address, negotiated.remote_port)
-        rtcp = (
-            (negotiated.remote_address, negotiated.remote_rtcp_port)
-            if negotiated.remote_rtcp_port
-            else None
-        )
-        leg = AudioLeg(
-            LegConfig(
-                codec=negotiated.codec.name.upper(),
-                payload_type=negotiated.codec.payload_type,
-                clock_rate=None,  # the codec knows its RTP clock; some devices write G722/16000
-                remote_addr=None if negotiated.remote_port == 0 else remote,
-                remote_rtcp_addr=rtcp,
-                telephone_event_pt=negotiated.dtmf.payload_type if negotiated.dtmf else None,
-                inactivity_timeout=self.settings.rtp_timeout,
+    def _leg_config(self, negotiated: NegotiatedAudio | None) -> LegConfig:
+        """The audio leg a negotiation asks for (None: a placeholder until there is one)."""
+        if negotiated is None:
+            return LegConfig(inactivity_timeout=self.settings.rtp_timeout)
+        address = negotiated.remote_address
+        return LegConfig(
+            codec=negotiated.codec.name.upper(),
+            payload_type=negotiated.codec.payload_type,
+            clock_rate=None,  # the codec knows its RTP clock; some devices write G722/16000
+            remote_addr=(address, negotiated.remote_port) if negotiated.remote_port else None,
+            remote_rtcp_addr=(
+                (address, negotiated.remote_rtcp_port) if negotiated.remote_rtcp_port else None
             ),
-            now=loop.time(),
+            telephone_event_pt=negotiated.dtmf.payload_type if negotiated.dtmf else None,
+            inactivity_timeout=self.settings.rtp_timeout,
         )
-        if not negotiated.we_send:
-            leg.hold()
-        return leg
 
     def _apply(self, leg: SipLeg, negotiated: NegotiatedAudio) -> None:
-        """Bring the leg's media in line with a (re)negotiated session."""
-        now = asyncio.get_running_loop().time()
+        """Bring the leg's media in line with a (re)negotiated session: the same stream gets
+        its new address and direction; another codec or payload type gets a new audio leg on
+        the same sockets."""
+        config = self._leg_config(negotiated)
         current = leg.endpoint.leg
-        same_codec = (
-            current.config.codec == negotiated.codec.name.upper()
-            and current.config.payload_type == negotiated.codec.payload_type
-        )
-        if not same_codec:
-            self._replace_leg(leg, negotiated)
-            return
-        remote = (negotiated.remote_address, negotiated.remote_port)
-        if negotiated.remote_port and remote != current.remote_addr:
-            current.set_remote_addr(remote)  # a new address; keeps the latch otherwise
-        if negotiated.we_send:
-            if current.on_hold:
-                current.resume(now)
-        elif not current.on_hold:
+        if replace(config, remote_addr=None) != replace(current.config, remote_addr=None):
+            new = AudioLeg(config, now=self._now(), wall_offset=current.wall_offset)
+            leg.endpoint.leg = current = new
+        elif config.remote_addr and config.remote_addr != current.remote_addr:
+            current.set_remote_addr(config.remote_addr)  # a new address; keeps the latch otherwise
+        if not negotiated.we_send:
             current.hold()
+        elif current.on_hold:
+            current.resume(self._now())
 
     def _answer(self, leg: SipLeg, offer: SessionDescription) -> str:
         """Answer an offer on the leg's port (raises SdpError) and apply it."""
@@ -310,13 +300,7 @@ class SipCalls:
         if negotiated is None:
             self._hangup(leg)
             return
-        self._replace_leg(leg, negotiated)
-
-    def _replace_leg(self, leg: SipLeg, negotiated: NegotiatedAudio) -> None:
-        """A new codec: a new audio leg on the same sockets."""
-        new = self._new_leg(negotiated)
-        new.wall_offset = leg.endpoint.leg.wall_offset
-        leg.endpoint.leg = new
+        self._apply(leg, negotiated)
 
     def _reinvite(self, call: Call, sdp: str | None) -> None:
         leg = self.legs.get(call)
@@ -342,10 +326,10 @@ class SipCalls:
 
     # -- ending ------------------------------------------------------------------------------
     def _say_goodbye(self, leg: SipLeg, reason: str) -> None:
-        """Out of the room already: play the prompt for ``reason``, then hang up."""
+        """Out of the room already (the conference took it out): play the prompt for
+        ``reason``, then hang up."""
         if leg.call not in self.legs or leg.call.ended:
             return
-        self.conference.leave(leg.member)
         clock = self.conference.clock
 
         def done() -> None:
