@@ -25,6 +25,9 @@ class Participant:
     state: str  # "waiting", "joined"
     muted: bool
     joined_at: datetime
+    #: The caller's number in E.164 when the phone network gave one (admins and organisers
+    #: see it; ``display_name`` never shows it in full).
+    caller_number: str | None = None
 
 
 class LiveCalls(Protocol):

@@ -188,6 +188,11 @@ class ParticipantOut(_Response):
     state: Literal["waiting", "joined"]
     muted: bool
     joined_at: IsoDateTime
+    caller_number: str | None = Field(
+        default=None,
+        description="caller ID in E.164 when the phone network gave one (display_name masks it)",
+        examples=["+33612345678"],
+    )
 
     @classmethod
     def of(cls, participant: Participant) -> ParticipantOut:

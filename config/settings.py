@@ -41,6 +41,14 @@ class Settings:
     dialin_numbers: tuple[str, ...] = ()
     default_region: str = "FR"
     rtp_timeout: float = 60.0
+    language: str = "fr"
+    #: Phone menu: how long a caller may take in all, and between two digits (seconds).
+    menu_timeout: float = 120.0
+    digit_timeout: float = 5.0
+    #: Wrong PINs for one room within ``pin_lockout_seconds`` that block its PIN entry for
+    #: as long.
+    pin_max_failures: int = 20
+    pin_lockout_seconds: float = 600.0
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -156,6 +164,26 @@ def _positive_float(var: str, value: str) -> float:
     return number
 
 
+LANGUAGES = ("fr", "en")
+
+
+def _language(var: str, value: str) -> str:
+    language = value.strip().lower()
+    if language not in LANGUAGES:
+        raise ConfigError(var, f"expected one of {', '.join(LANGUAGES)}, got {value!r}")
+    return language
+
+
+def _positive_int(var: str, value: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ConfigError(var, f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise ConfigError(var, "must be at least 1")
+    return number
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
 ) -> Settings:
@@ -197,5 +225,15 @@ def load_settings(
         kwargs["dialin_numbers"] = _numbers("GATEWAY_DIALIN_NUMBERS", v, region)
     if (v := get("GATEWAY_RTP_TIMEOUT")) is not None:
         kwargs["rtp_timeout"] = _positive_float("GATEWAY_RTP_TIMEOUT", v)
+    if (v := get("GATEWAY_LANGUAGE")) is not None:
+        kwargs["language"] = _language("GATEWAY_LANGUAGE", v)
+    if (v := get("GATEWAY_MENU_TIMEOUT")) is not None:
+        kwargs["menu_timeout"] = _positive_float("GATEWAY_MENU_TIMEOUT", v)
+    if (v := get("GATEWAY_DIGIT_TIMEOUT")) is not None:
+        kwargs["digit_timeout"] = _positive_float("GATEWAY_DIGIT_TIMEOUT", v)
+    if (v := get("GATEWAY_PIN_MAX_FAILURES")) is not None:
+        kwargs["pin_max_failures"] = _positive_int("GATEWAY_PIN_MAX_FAILURES", v)
+    if (v := get("GATEWAY_PIN_LOCKOUT_SECONDS")) is not None:
+        kwargs["pin_lockout_seconds"] = _positive_float("GATEWAY_PIN_LOCKOUT_SECONDS", v)
     kwargs["extra"] = {k: v for k, v in values.items() if k.startswith("GATEWAY_")}
     return Settings(**kwargs)  # type: ignore[arg-type]

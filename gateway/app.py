@@ -65,7 +65,7 @@ def room_lookup(store: RoomStore) -> RoomLookup:
 
 def build_app(settings: Settings) -> web.Application:
     clock = MixerClock()
-    conference = Conference(clock)
+    conference = Conference(clock, language=settings.language)
     app = create_app(settings, live=conference)
     app[CONFERENCE] = conference
 

@@ -38,6 +38,7 @@ class Member:
     muted: bool = False
     id: str = field(default_factory=lambda: secrets.token_hex(8))
     joined_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    caller_number: str | None = None  # E.164, from the phone network
     #: How to end this member's leg, told why: "removed" (by an organiser or admin) or "ended"
     #: (the room was deleted); called once the member has left the room's mixer. A call hears
     #: a prompt saying so, then is hung up.
@@ -54,6 +55,7 @@ class Member:
             state=self.state,
             muted=self.muted,
             joined_at=self.joined_at,
+            caller_number=self.caller_number,
         )
 
 
@@ -68,8 +70,9 @@ class _Room:
 class Conference:
     """Every live room of this process."""
 
-    def __init__(self, clock: MixerClock) -> None:
+    def __init__(self, clock: MixerClock, *, language: str = "fr") -> None:
         self.clock = clock
+        self.language = language
         self.rooms: dict[str, _Room] = {}
 
     # -- legs --------------------------------------------------------------------------------
@@ -85,7 +88,7 @@ class Conference:
         if member.state == "joined":
             self._mix(room, member)
         else:
-            player = PromptPlayer(prompts.frames("waiting"), sink, repeat=True)
+            player = PromptPlayer(prompts.frames("waiting", self.language), sink, repeat=True)
             room.waiting[member.id] = player
             self.clock.add(player)
         logger.info("%s %s %s in room %s", member.kind, member.id, member.state, member.room_id)
@@ -137,11 +140,15 @@ class Conference:
         member = self.member(room_id, participant_id)
         if member is None:
             return None
-        member.muted = muted
-        room = self.rooms[room_id]
-        if member.id in room.mixer:
-            room.mixer.set_muted(member.id, muted)
+        self.set_muted(member, muted)
         return member.view()
+
+    def set_muted(self, member: Member, muted: bool) -> None:
+        """Mute or unmute a member (from the API, or the caller itself with ``*6``)."""
+        member.muted = muted
+        room = self.rooms.get(member.room_id)
+        if room is not None and member.id in room.mixer:
+            room.mixer.set_muted(member.id, muted)
 
     async def admit(self, room_id: str, participant_id: str) -> Participant | None:
         member = self.member(room_id, participant_id)

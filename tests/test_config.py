@@ -21,6 +21,11 @@ FULL = {
     "GATEWAY_DIALIN_NUMBERS": "+33186950000, 01 86 95 00 01,+14155550100",
     "GATEWAY_DEFAULT_REGION": "fr",
     "GATEWAY_RTP_TIMEOUT": "30",
+    "GATEWAY_LANGUAGE": "EN",
+    "GATEWAY_MENU_TIMEOUT": "90",
+    "GATEWAY_DIGIT_TIMEOUT": "3.5",
+    "GATEWAY_PIN_MAX_FAILURES": "5",
+    "GATEWAY_PIN_LOCKOUT_SECONDS": "60",
 }
 
 
@@ -36,6 +41,9 @@ def test_defaults_match_the_contract() -> None:
     assert settings.admin_token is None
     assert settings.dialin_numbers == ()
     assert settings.default_region == "FR"
+    assert settings.language == "fr"
+    assert (settings.menu_timeout, settings.digit_timeout) == (120.0, 5.0)
+    assert (settings.pin_max_failures, settings.pin_lockout_seconds) == (20, 600.0)
 
 
 def test_every_variable_is_read() -> None:
@@ -52,6 +60,9 @@ def test_every_variable_is_read() -> None:
     assert settings.dialin_numbers == ("+33186950000", "+33186950001", "+14155550100")
     assert settings.default_region == "FR"
     assert settings.rtp_timeout == 30.0
+    assert settings.language == "en"
+    assert (settings.menu_timeout, settings.digit_timeout) == (90.0, 3.5)
+    assert (settings.pin_max_failures, settings.pin_lockout_seconds) == (5, 60.0)
     assert settings.sip_uri("1234567890") == "sip:1234567890@visio.example.org"
     assert (
         settings.join_url("1234567890", "tok")
@@ -96,6 +107,12 @@ def test_region_applies_to_numbers_without_plus() -> None:
         ("GATEWAY_DEFAULT_REGION", "XX"),
         ("GATEWAY_RTP_TIMEOUT", "soon"),
         ("GATEWAY_RTP_TIMEOUT", "-1"),
+        ("GATEWAY_LANGUAGE", "de"),
+        ("GATEWAY_MENU_TIMEOUT", "0"),
+        ("GATEWAY_DIGIT_TIMEOUT", "x"),
+        ("GATEWAY_PIN_MAX_FAILURES", "0"),
+        ("GATEWAY_PIN_MAX_FAILURES", "2.5"),
+        ("GATEWAY_PIN_LOCKOUT_SECONDS", "-3"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:

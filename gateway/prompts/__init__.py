@@ -1,7 +1,8 @@
-"""Spoken prompts played to calls, as 20 ms frames of 16 kHz PCM.
+"""Spoken prompts played to calls, as 20 ms frames of 16 kHz PCM, in French and English.
 
-The WAV files beside this module were spoken by espeak-ng (en-us) and converted with sox to
-16 kHz mono 16-bit; pydub loads them (any rate or width is converted on load).
+The WAV files beside this module (``fr/<name>.wav``, ``en/<name>.wav``) were spoken by espeak-ng
+and converted with sox to 16 kHz mono 16-bit by ``scripts/make-prompts.py``, which holds the
+texts; pydub loads them (any rate or width is converted on load).
 """
 
 from __future__ import annotations
@@ -14,21 +15,46 @@ import numpy as np
 import numpy.typing as npt
 from pydub import AudioSegment
 
-__all__ = ["PromptPlayer", "frames", "PROMPTS"]
+__all__ = ["LANGUAGES", "PROMPTS", "PromptPlayer", "frames"]
 
 FRAME = 320  # 20 ms at 16 kHz
 HERE = Path(__file__).resolve().parent
-PROMPTS = ("removed", "ended", "waiting")
+LANGUAGES = ("fr", "en")  # the first is the default
+PROMPTS = (
+    "welcome",
+    "enter_pin",
+    "enter_host_pin",
+    "wrong_code",
+    "wrong_pin",
+    "room_locked",
+    "not_open",
+    "joining",
+    "goodbye",
+    "muted",
+    "unmuted",
+    "removed",
+    "ended",
+    "waiting",
+)
 
 Pcm = npt.NDArray[np.int16]
 
 
-@cache
-def frames(name: str) -> tuple[Pcm, ...]:
-    """The prompt ``name`` as 20 ms frames (the last one padded with silence)."""
+def frames(name: str, language: str = LANGUAGES[0]) -> tuple[Pcm, ...]:
+    """The prompt ``name`` in ``language`` as 20 ms frames (the last one padded with silence).
+
+    Raises KeyError for an unknown name or language. Loaded once, then cached.
+    """
     if name not in PROMPTS:
         raise KeyError(name)
-    audio = AudioSegment.from_wav(HERE / f"{name}.wav")
+    if language not in LANGUAGES:
+        raise KeyError(language)
+    return _load(name, language)
+
+
+@cache
+def _load(name: str, language: str) -> tuple[Pcm, ...]:
+    audio = AudioSegment.from_wav(HERE / language / f"{name}.wav")
     audio = audio.set_channels(1).set_frame_rate(16000).set_sample_width(2)
     pcm = np.frombuffer(audio.raw_data, dtype=np.int16)
     pcm = np.concatenate([pcm, np.zeros(-len(pcm) % FRAME, dtype=np.int16)])
