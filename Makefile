@@ -38,6 +38,7 @@ test: $(STAMP) debs lint
 bench: $(STAMP) debs
 	$(PY) bench/mixer.py
 	$(PY) bench/sip_calls.py
+	$(PY) bench/dtmf_detector.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache gateway.db
