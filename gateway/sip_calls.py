@@ -1,9 +1,13 @@
-"""SIP call legs: routing an INVITE to its room, media negotiation, hold, timeouts.
+"""SIP call legs: routing an INVITE to its room, media negotiation, hold, timeouts, DTMF.
 
 :class:`SipCalls` receives the SIP endpoint's call events. An INVITE whose user part is a room
-number reaches that room (contract: unknown number 404, inactive room 480); this step refuses rooms
-with a PIN with 403 (the PIN prompt comes with the phone menu). Each answered call gets an RTP port
-pair and an :class:`~gateway.media.leg.AudioLeg` that joins the room's mixer.
+number reaches that room (contract: unknown number 404, inactive room 480); one to a dial-in
+number (``GATEWAY_DIALIN_NUMBERS``, in any form the phone network writes it) reaches the phone
+menu, and so does a room with a PIN dialled directly (only its PIN is asked). Each answered call
+gets an RTP port pair and an :class:`~gateway.media.leg.AudioLeg`; a menu call is answered, runs
+its :class:`~gateway.phone_menu.PhoneMenu` once the ACK is in, then joins the room's mixer on the
+same call. Digits come from RFC 4733 events, SIP INFO and in-band tones alike
+(:class:`~gateway.phone_menu.CallDtmf`); in the room ``*6`` mutes and unmutes the caller.
 """
 
 from __future__ import annotations
@@ -15,10 +19,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from config import Settings
+from dtmf.pin import PinGuard
 from gateway import prompts
+from gateway.callerid import CallerId, caller_id, dialled_number
 from gateway.conference import Conference, Member
-from gateway.media.leg import AudioLeg, LegConfig
+from gateway.media.leg import AudioLeg, LegConfig, TelephoneEvent
 from gateway.media.transport import NoFreePorts, PortAllocator, RtpEndpoint
+from gateway.mixer import Pcm
+from gateway.phone_menu import (
+    CallDtmf,
+    InRoomKeys,
+    MenuResult,
+    MenuRoom,
+    PhoneMenu,
+    PromptOverlay,
+)
 from gateway.prompts import PromptPlayer
 from sip.dialog import (
     Call,
@@ -61,6 +76,15 @@ class RoomInfo:
     host_pin: str | None
     waiting_room: bool = False
 
+    def for_menu(self) -> MenuRoom:
+        return MenuRoom(
+            id=self.id,
+            active=self.active,
+            pin=self.pin,
+            host_pin=self.host_pin,
+            waiting_room=self.waiting_room,
+        )
+
 
 #: Looks a room up by its number (None: no such room).
 RoomLookup = Callable[[str], Awaitable[RoomInfo | None]]
@@ -77,13 +101,22 @@ class SipLeg:
     session_version: int = 0
     last_answer: str | None = None
     offer: SessionDescription | None = None  # our offer, for a delayed-offer INVITE
+    dtmf: CallDtmf = field(default_factory=CallDtmf)
+    #: A call for the phone menu: (the room dialled directly, or None for the dial-in number),
+    #: until the menu starts on the ACK.
+    menu_plan: tuple[RoomInfo | None] | None = None
+    menu: PhoneMenu | None = None
+    menu_task: asyncio.Task[None] | None = None
+    overlay: PromptOverlay | None = None
+    has_events: bool = False  # telephone-event negotiated
 
 
-def display_name(request: Request) -> str:
+def display_name(request: Request, caller: CallerId) -> str:
+    """A room system's name: the From display name, else its user part or host."""
+    if caller.display_name:
+        return caller.display_name
     sender = request.from_
-    if sender.display_name:
-        return sender.display_name.strip('"')
-    return sender.uri.user or sender.uri.host or "SIP caller"
+    return (sender.uri.user or "").strip() or sender.uri.host or "SIP caller"
 
 
 class SipCalls:
@@ -105,6 +138,11 @@ class SipCalls:
         self.media_address = media_address
         self.endpoint = SipEndpoint(settings.sip_host, settings.sip_port, self.on_event)
         self.legs: dict[Call, SipLeg] = {}
+        self.pin_guard = PinGuard(
+            max_failures=settings.pin_max_failures,
+            window=settings.pin_lockout_seconds,
+            lockout=settings.pin_lockout_seconds,
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -138,7 +176,9 @@ class SipCalls:
         elif isinstance(event, ReinviteOffer):
             self._reinvite(event.call, event.sdp)
         elif isinstance(event, InfoReceived):
-            logger.debug("INFO %s on %s ignored", event.content_type, event.call)
+            leg = self.legs.get(event.call)
+            if leg is None or not leg.dtmf.info(event.content_type, event.body, self._now()):
+                logger.debug("INFO %s on %s ignored", event.content_type, event.call)
         elif isinstance(event, CallEnded):
             leg = self.legs.get(event.call)
             if leg is not None:
@@ -159,26 +199,23 @@ class SipCalls:
 
     async def _incoming(self, call: UasCall, request: Request, offer_text: str | None) -> None:
         number = (request.uri.user or "").strip()
-        if self._is_dialin(number):
-            self.endpoint.reject(call, 480, reason="Phone Menu Not Available")
-            return
-        try:
-            room = await self.lookup(number) if number.isdigit() else None
-        except Exception:
-            logger.exception("room lookup for %r failed", number)
-            self.endpoint.reject(call, 500)
-            return
-        if call.ended:
-            return  # cancelled while we looked
-        if room is None:
-            self.endpoint.reject(call, 404)
-            return
-        if not room.active:
-            self.endpoint.reject(call, 480, reason="Room Not Active")
-            return
-        if room.pin or room.host_pin:
-            self.endpoint.reject(call, 403, reason="Room Requires A PIN")
-            return
+        caller = caller_id(request, self.settings.default_region)
+        room: RoomInfo | None = None
+        if not self._is_dialin(request):
+            try:
+                room = await self.lookup(number) if number.isdigit() else None
+            except Exception:
+                logger.exception("room lookup for %r failed", number)
+                self.endpoint.reject(call, 500)
+                return
+            if call.ended:
+                return  # cancelled while we looked
+            if room is None:
+                self.endpoint.reject(call, 404)
+                return
+            if not room.active:
+                self.endpoint.reject(call, 480, reason="Room Not Active")
+                return
         offer: SessionDescription | None = None
         if offer_text is not None:
             try:
@@ -194,14 +231,21 @@ class SipCalls:
         if call.ended:
             endpoint.close(send_bye=False)
             return
+        menu = room is None or bool(room.pin or room.host_pin)
         member = Member(
-            room_id=room.id,
-            display_name=display_name(request),
-            kind="sip",
-            state="waiting" if room.waiting_room else "joined",
+            room_id=room.id if room is not None else "",
+            display_name=(
+                caller.shown(full=False) if room is None else display_name(request, caller)
+            ),
+            kind="phone" if room is None else "sip",
+            caller_number=caller.number,
         )
         leg = SipLeg(call, member, endpoint)
+        if menu:
+            leg.menu_plan = (room,)  # the menu starts once the ACK is in
+        leg.overlay = PromptOverlay(endpoint.push_frame)
         member.remove = lambda reason: self._say_goodbye(leg, reason)
+        self._wire(leg)
         if offer is not None:
             try:
                 sdp = self._answer(leg, offer)
@@ -218,7 +262,9 @@ class SipCalls:
             )
             sdp = str(leg.offer)
         self.legs[call] = leg
-        self.conference.join(member, endpoint.pull_frame, endpoint.push_frame)
+        if not menu:
+            assert room is not None
+            self._enter_room(leg, room.id, "guest", waiting=room.waiting_room)
         self.endpoint.answer(call, sdp)
 
     def _refuse_offer(self, call: UasCall, number: str, exc: SdpError) -> None:
@@ -228,9 +274,10 @@ class SipCalls:
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    def _is_dialin(self, user: str) -> bool:
-        digits = user.lstrip("+")
-        return any(n.lstrip("+") == digits for n in self.settings.dialin_numbers)
+    def _is_dialin(self, request: Request) -> bool:
+        if not self.settings.dialin_numbers:
+            return False
+        return dialled_number(request, self.settings.default_region) in self.settings.dialin_numbers
 
     def _leg_config(self, negotiated: NegotiatedAudio | None) -> LegConfig:
         """The audio leg a negotiation asks for (None: a placeholder until there is one)."""
@@ -258,8 +305,14 @@ class SipCalls:
         if replace(config, remote_addr=None) != replace(current.config, remote_addr=None):
             new = AudioLeg(config, now=self._now(), wall_offset=current.wall_offset)
             leg.endpoint.leg = current = new
+            self._wire(leg)
         elif config.remote_addr and config.remote_addr != current.remote_addr:
             current.set_remote_addr(config.remote_addr)  # a new address; keeps the latch otherwise
+        leg.has_events = negotiated.dtmf is not None
+        if negotiated.dtmf is not None:
+            leg.dtmf.set_event_rate(negotiated.dtmf.clock_rate)
+        # in-band tones are looked for in the menu, and in the room only without events
+        leg.dtmf.set_inband(leg.menu_plan is not None or leg.menu is not None or not leg.has_events)
         if not negotiated.we_send:
             current.hold()
         elif current.on_hold:
@@ -289,7 +342,16 @@ class SipCalls:
 
     def _established(self, call: Call, sdp: str | None) -> None:
         leg = self.legs.get(call)
-        if leg is None or leg.offer is None or sdp is None:
+        if leg is None:
+            return
+        self._apply_ack(leg, sdp)
+        if leg.menu_plan is not None and leg.call in self.legs:
+            (room,) = leg.menu_plan
+            leg.menu_plan = None
+            self._start_menu(leg, room)
+
+    def _apply_ack(self, leg: SipLeg, sdp: str | None) -> None:
+        if leg.offer is None or sdp is None:
             return
         try:
             negotiated = negotiate_answer(leg.offer, SessionDescription.parse(sdp))
@@ -324,6 +386,93 @@ class SipCalls:
             return
         self.endpoint.accept_offer(call, answer)
 
+    # -- DTMF, the menu and the room ---------------------------------------------------------
+    def _wire(self, leg: SipLeg) -> None:
+        """Hand the leg's RFC 4733 events to its DTMF (again after a new audio leg)."""
+        dtmf = leg.dtmf
+
+        def on_event(event: TelephoneEvent) -> None:
+            dtmf.telephone_event(event, self._now())
+
+        leg.endpoint.leg.on_event = on_event
+
+    def _start_menu(self, leg: SipLeg, room: RoomInfo | None) -> None:
+        assert leg.overlay is not None
+        leg.dtmf.set_inband(True)
+        menu = PhoneMenu(
+            source=leg.endpoint.pull_frame,
+            sink=leg.endpoint.push_frame,
+            dtmf=leg.dtmf,
+            lookup=self._code_lookup,
+            guard=self.pin_guard,
+            now=self._now(),
+            language=self.settings.language,
+            room=room.for_menu() if room is not None else None,
+            menu_timeout=self.settings.menu_timeout,
+            digit_timeout=self.settings.digit_timeout,
+        )
+        leg.menu = menu
+        self.conference.clock.add(menu)
+        task = asyncio.ensure_future(self._run_menu(leg, menu))
+        leg.menu_task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        logger.info("call %s in the phone menu", leg.member.id)
+
+    async def _code_lookup(self, code: str) -> MenuRoom | None:
+        room = await self.lookup(code)
+        return room.for_menu() if room is not None else None
+
+    async def _run_menu(self, leg: SipLeg, menu: PhoneMenu) -> None:
+        result: MenuResult | None = None
+        try:
+            result = await menu.run()
+        except asyncio.CancelledError:
+            return
+        except Exception:
+            logger.exception("phone menu of %s failed", leg.member.id)
+        finally:
+            self.conference.clock.remove(menu)
+            leg.menu = None
+        if leg.call not in self.legs or leg.call.ended:
+            return
+        if result is None:
+            self._hangup(leg)
+            return
+        room = result.room
+        waiting = room.waiting_room and result.role != "organiser"
+        self._enter_room(leg, room.id, result.role, waiting=waiting)
+
+    def _enter_room(self, leg: SipLeg, room_id: str, role: str, *, waiting: bool) -> None:
+        """Put the caller in its room: heard (unless a spectator), hearing the room, and its
+        keys (``*6``) live. In-band tones are looked for only when no telephone-event is."""
+        member = leg.member
+        member.room_id, member.role = room_id, role
+        member.state = "waiting" if waiting else "joined"
+        keys = InRoomKeys(lambda: self._toggle_mute(leg))
+        leg.dtmf.on_digit = keys.digit
+        leg.dtmf.set_inband(not leg.has_events)
+        endpoint, dtmf = leg.endpoint, leg.dtmf
+
+        def source(now: float) -> Pcm:
+            frame = endpoint.pull_frame(now)
+            dtmf.audio(frame, now)
+            return frame
+
+        assert leg.overlay is not None
+        self.conference.join(member, source, leg.overlay)
+        logger.info("call %s joined room %s as %s", member.id, room_id, role)
+
+    def _toggle_mute(self, leg: SipLeg) -> None:
+        member = leg.member
+        if member.role == "spectator" or leg.call not in self.legs:
+            return  # a spectator is never heard
+        self.conference.set_muted(member, not member.muted)
+        logger.info("call %s %s itself", member.id, "muted" if member.muted else "unmuted")
+        if leg.overlay is not None:
+            name = "muted" if member.muted else "unmuted"
+            leg.overlay.play(prompts.frames(name, self.settings.language))
+
     # -- ending ------------------------------------------------------------------------------
     def _say_goodbye(self, leg: SipLeg, reason: str) -> None:
         """Out of the room already (the conference took it out): play the prompt for
@@ -336,7 +485,9 @@ class SipCalls:
             clock.remove(player)
             self._hangup(leg)
 
-        player = PromptPlayer(prompts.frames(reason), leg.endpoint.push_frame, done)
+        player = PromptPlayer(
+            prompts.frames(reason, self.settings.language), leg.endpoint.push_frame, done
+        )
         clock.add(player)
 
     def _hangup(self, leg: SipLeg) -> None:
@@ -346,6 +497,11 @@ class SipCalls:
     def _drop(self, leg: SipLeg) -> None:
         if self.legs.pop(leg.call, None) is None:
             return
+        if leg.menu is not None:
+            self.conference.clock.remove(leg.menu)
+            leg.menu.close()
+        if leg.menu_task is not None:
+            leg.menu_task.cancel()
         self.conference.leave(leg.member)
         leg.endpoint.close()
 
