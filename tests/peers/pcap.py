@@ -212,3 +212,114 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# -- phone menu helpers (DTMF schedules, in-band tones) ------------------------------
+def dtmf_schedule(
+    groups: Sequence[tuple[float, str]],
+    *,
+    tone_ms: int = 120,
+    gap_ms: int = 120,
+    payload_type: int = PT_TELEPHONE_EVENT,
+    ssrc: int = 0x5EED0101,
+) -> list[RtpPacket]:
+    """RFC 4733 events for several digit groups ``[(start_seconds, "123#"), ...]`` in one
+    stream: one SSRC, sequence numbers increasing across the groups (sipp replays a pcap as
+    it is, so a later group must not restart at seq 1).
+
+    sipp's ``play_pcap_audio`` sends the first packet at once and then keeps the gaps between
+    packets, so only the groups' times relative to the first group matter on the wire; delay
+    the first one in the scenario (``sipp.run_dialin_dtmf(lead_ms=...)``)."""
+    pkts: list[RtpPacket] = []
+    seq = 1
+    last_end = -1.0
+    for start, digits in sorted(groups):
+        if start < last_end:
+            raise ValueError(f"digit group at {start}s overlaps the previous one (ends {last_end:.2f}s)")
+        group = dtmf_packets(digits, start=start, tone_ms=tone_ms, gap_ms=gap_ms,
+                             payload_type=payload_type, ssrc=ssrc, start_seq=seq)
+        pkts += group
+        seq = group[-1].seq + 1 if group else seq
+        last_end = start + len(digits) * (tone_ms + gap_ms) / 1000.0
+    return pkts
+
+
+#: (low, high) frequencies of the DTMF keypad (ITU-T Q.23)
+DTMF_FREQUENCIES: dict[str, tuple[int, int]] = {
+    "1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1633),
+    "4": (770, 1209), "5": (770, 1336), "6": (770, 1477), "B": (770, 1633),
+    "7": (852, 1209), "8": (852, 1336), "9": (852, 1477), "C": (852, 1633),
+    "*": (941, 1209), "0": (941, 1336), "#": (941, 1477), "D": (941, 1633),
+}
+
+
+def sox_dtmf_tone(digit: str, seconds: float, rate: int = 8000, volume: float = 0.35) -> FloatArray:
+    """One DTMF digit made by sox (``synth sine LOW sine HIGH remix 1-2``: both sines mixed
+    into one channel), as float samples. ``volume`` scales the sum (peak about ``volume``)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    low, high = DTMF_FREQUENCIES[digit.upper()]
+    sox = shutil.which("sox") or "/usr/bin/sox"
+    with tempfile.TemporaryDirectory(prefix="dtmf-") as tmp:
+        out = Path(tmp) / "d.wav"
+        subprocess.run(
+            [sox, "-n", "-r", str(rate), "-c", "1", "-b", "16", str(out),
+             "synth", f"{seconds:.3f}", "sine", str(low), "sine", str(high),
+             "remix", "1-2", "vol", f"{volume}"],
+            check=True, capture_output=True, timeout=20,
+        )
+        got_rate, samples = read_wav(out)
+    if got_rate != rate:
+        raise RuntimeError(f"sox wrote {got_rate} Hz, wanted {rate}")
+    return samples
+
+
+def inband_dtmf_samples(
+    groups: Sequence[tuple[float, str]],
+    *,
+    total_seconds: float | None = None,
+    tone_ms: int = 150,
+    gap_ms: int = 150,
+    rate: int = 8000,
+    volume: float = 0.35,
+) -> FloatArray:
+    """Mono samples: silence with DTMF tones (made by sox) for each ``(start, digits)`` group."""
+    end = max((s + len(d) * (tone_ms + gap_ms) / 1000.0 for s, d in groups), default=0.0)
+    n = int(round(max(end + 0.5, total_seconds or 0.0) * rate))
+    out = np.zeros(n, dtype=np.float64)
+    cache: dict[str, FloatArray] = {}
+    for start, digits in groups:
+        t = start
+        for d in digits:
+            tone = cache.get(d)
+            if tone is None:
+                tone = cache[d] = sox_dtmf_tone(d, tone_ms / 1000.0, rate, volume)
+            a = int(round(t * rate))
+            out[a : a + len(tone)] += tone[: max(0, n - a)]
+            t += (tone_ms + gap_ms) / 1000.0
+    return out
+
+
+def inband_dtmf_packets(
+    digits: str | Sequence[tuple[float, str]],
+    *,
+    start: float = 0.5,
+    total_seconds: float | None = None,
+    tone_ms: int = 150,
+    gap_ms: int = 150,
+    codec: str = "PCMU",
+    ssrc: int = 0x1B0BD7F0,
+) -> list[RtpPacket]:
+    """A continuous G.711 stream (silence between digits, as a phone sends) carrying
+    ``digits`` as in-band DTMF tones from sox; ``digits`` is a string (sent from ``start``)
+    or ``[(start_seconds, digits), ...]``."""
+    groups = [(start, digits)] if isinstance(digits, str) else list(digits)
+    samples = inband_dtmf_samples(groups, total_seconds=total_seconds, tone_ms=tone_ms, gap_ms=gap_ms)
+    return audio_packets(samples, 8000, codec, ssrc=ssrc)
+
+
+def silence_packets(seconds: float, codec: str = "PCMU", ssrc: int = 0x51E7C0DE) -> list[RtpPacket]:
+    """``seconds`` of G.711 silence (a caller who says and types nothing)."""
+    return audio_packets(np.zeros(int(round(seconds * 8000))), 8000, codec, ssrc=ssrc)

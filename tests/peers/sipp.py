@@ -223,3 +223,130 @@ def run_hold_unhold(target_host: str, target_port: int, service: str, hold_ms: i
 def run_delayed_offer(target_host: str, target_port: int, service: str, **kw: Any) -> SippResult:
     """INVITE without SDP; 200 must carry an offer; the ACK carries the answer (PCMU)."""
     return run_uac(target_host, target_port, service, scenario_file=scenario("uac_delayed_offer"), **kw)
+
+
+# -- phone menu (dial-in) scenarios ----------------------------------------------------
+def run_dialin_dtmf(
+    target_host: str,
+    target_port: int,
+    service: str,
+    pcap: str | Path,
+    pause_ms: int,
+    te_pt: int = 101,
+    lead_ms: int = 0,
+    **kw: Any,
+) -> SippResult:
+    """INVITE offering telephone-event with payload type ``te_pt`` (the answer must use it),
+    ACK, ``lead_ms`` later play ``pcap`` (RFC 4733 events with that payload type), wait
+    ``pause_ms``, BYE.
+
+    sipp's ``play_pcap_audio`` sends the pcap's first packet at once and keeps only the gaps
+    between packets: a pcap whose first digit is at 1.0 s starts it right after the ACK.
+    Give that delay as ``lead_ms`` instead. A BYE from the far end before the end fails the call.
+    """
+    pcap = Path(pcap)
+    return run_uac(target_host, target_port, service, scenario_file=scenario("uac_dialin_dtmf"),
+                   keys={"pcap": pcap.name, "pause_ms": str(pause_ms), "te_pt": str(te_pt),
+                         "lead_ms": str(lead_ms)},
+                   extra_files=[pcap], **kw)
+
+
+def run_dialin_inband(
+    target_host: str, target_port: int, service: str, pcap: str | Path, pause_ms: int, **kw: Any
+) -> SippResult:
+    """INVITE offering PCMU only (no telephone-event; the answer must have none), ACK, play
+    the PCMU ``pcap`` (in-band DTMF tones), wait ``pause_ms``, BYE."""
+    pcap = Path(pcap)
+    return run_uac(target_host, target_port, service, scenario_file=scenario("uac_dialin_inband"),
+                   keys={"pcap": pcap.name, "pause_ms": str(pause_ms)}, extra_files=[pcap], **kw)
+
+
+def run_dialin_expect_bye(
+    target_host: str,
+    target_port: int,
+    service: str,
+    pcap: str | Path,
+    bye_ms: int,
+    te_pt: int = 101,
+    lead_ms: int = 0,
+    **kw: Any,
+) -> SippResult:
+    """INVITE, ACK, ``lead_ms`` later play ``pcap``; the far end must then send BYE within
+    ``bye_ms`` (answered 200), otherwise the call fails (as it does for a BYE during the lead)."""
+    pcap = Path(pcap)
+    kw.setdefault("timeout", (lead_ms + bye_ms) / 1000.0 + 10)
+    return run_uac(target_host, target_port, service,
+                   scenario_file=scenario("uac_dialin_expect_bye"),
+                   keys={"pcap": pcap.name, "bye_ms": str(bye_ms), "te_pt": str(te_pt),
+                         "lead_ms": str(lead_ms)},
+                   extra_files=[pcap], **kw)
+
+
+INFO_TYPES = {
+    "dtmf-relay": "application/dtmf-relay",
+    "dtmf": "application/dtmf",
+}
+
+
+def info_body(digit: str, kind: str) -> str:
+    """Body of one SIP INFO for ``digit``: ``Signal=5`` + ``Duration=160`` (dtmf-relay) or
+    just the digit (application/dtmf)."""
+    if kind == "dtmf-relay":
+        return f"Signal={digit}\nDuration=160"
+    if kind == "dtmf":
+        return digit
+    raise ValueError(f"unknown INFO kind {kind!r}")
+
+
+def dialin_info_scenario(digits: str, kind: str, path: str | Path) -> Path:
+    """Write ``uac_dialin_info.xml`` to ``path`` with its digit block repeated per digit."""
+    text = scenario("uac_dialin_info").read_text()
+    begin, end = "  <!-- digit -->\n", "  <!-- /digit -->\n"
+    head, rest = text.split(begin, 1)
+    block, tail = rest.split(end, 1)
+    blocks = []
+    for i, digit in enumerate(digits):
+        body = info_body(digit, kind).replace("\n", "\n      ")
+        blocks.append(
+            block.replace("[info_cseq]", str(2 + i))
+            .replace("[info_type]", INFO_TYPES[kind])
+            .replace("[info_body]", body)
+        )
+    out = Path(path)
+    out.write_text(head + "".join(blocks) + tail.replace("[bye_cseq]", str(2 + len(digits))))
+    return out
+
+
+def run_dialin_info(
+    target_host: str,
+    target_port: int,
+    service: str,
+    digits: str,
+    *,
+    kind: Literal["dtmf-relay", "dtmf"] = "dtmf-relay",
+    silence: str | Path,
+    start_ms: int = 1000,
+    gap_ms: int = 250,
+    pause_ms: int = 10000,
+    **kw: Any,
+) -> SippResult:
+    """INVITE, ACK, play ``silence`` (a G.711 pcap), after ``start_ms`` one INFO per digit
+    (``kind``), each answered 200, ``gap_ms`` apart, then ``pause_ms`` and BYE."""
+    silence = Path(silence)
+    with tempfile.TemporaryDirectory(prefix="sipp-info-") as tmp:
+        sf = dialin_info_scenario(digits, kind, Path(tmp) / "uac_dialin_info.xml")
+        return run_uac(target_host, target_port, service, scenario_file=sf,
+                       keys={"pcap": silence.name, "pause_ms": str(pause_ms), "te_pt": "101",
+                             "start_ms": str(start_ms), "gap_ms": str(gap_ms)},
+                       extra_files=[silence], **kw)
+
+
+def in_background(fn: Any, *args: Any, **kw: Any) -> Any:
+    """Run a blocking ``run_*`` helper in a thread; returns its ``concurrent.futures.Future``
+    (call ``.result(timeout)``), so a test can look at the gateway while the call is up."""
+    import concurrent.futures
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sipp")
+    future = pool.submit(fn, *args, **kw)
+    pool.shutdown(wait=False)
+    return future
