@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 from sqlalchemy import Engine
 
+from api import logfilter
 from api.auth import ADMIN_AUTH, require_admin
 from api.errors import ApiError, error_middleware
 from api.live import InMemoryLiveCalls, LiveCalls, RoomObserver
@@ -339,6 +340,7 @@ def create_app(settings: Settings, *, live: LiveCalls | None = None) -> web.Appl
     rooms up by number with it) and ``app[ENGINE]`` the database engine; a cleanup context
     appended after this module's sees both.
     """
+    logfilter.install()
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app[LIVE] = live if live is not None else InMemoryLiveCalls()

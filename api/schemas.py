@@ -47,7 +47,12 @@ Model = TypeVar("Model", bound=BaseModel)
 
 Name = Annotated[
     str,
-    Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$", description="1 to 200 characters"),
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00]*[^\x00\s][^\x00]*$",
+        description="1 to 200 characters, not only spaces",
+    ),
 ]
 Pin = Annotated[str, Field(pattern=PIN_PATTERN, description="4 to 10 digits")]
 IsoDateTime = Annotated[

@@ -170,6 +170,8 @@ async def test_scheduled_room_activity(client: Client, auth_headers: dict[str, s
         ),
         ({"name": "x", "starts_at": "2026-01-01T10:00:00+00:00"}, "schedule_on_permanent_room"),
         ({"name": "x", "colour": "red"}, "validation_error"),
+        ({"name": "   "}, "validation_error"),
+        ({"name": "\t\n "}, "validation_error"),
         ({"name": "x", "number": "1234567890"}, "validation_error"),
     ],
 )
@@ -287,6 +289,7 @@ async def test_patch_schedule(client: Client, auth_headers: dict[str, str]) -> N
     [
         ({"name": None}, 422, "validation_error"),
         ({"name": ""}, 422, "validation_error"),
+        ({"name": "  "}, 422, "validation_error"),
         ({"active": "no"}, 422, "validation_error"),
         ({"permanent": None}, 422, "validation_error"),
         ({"pin": "12"}, 422, "validation_error"),
