@@ -7,13 +7,18 @@ texts; pydub loads them (any rate or width is converted on load).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from pydub import AudioSegment
+
+with warnings.catch_warnings():
+    # pydub warns at import when ffmpeg is absent; WAV files need no ffmpeg
+    warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
+    from pydub import AudioSegment
 
 __all__ = ["LANGUAGES", "PROMPTS", "PromptPlayer", "frames"]
 
