@@ -109,6 +109,8 @@ def test_leg_reports_about_every_five_seconds_and_reads_the_peers() -> None:
         LegConfig(codec="PCMU", payload_type=0, remote_addr=("192.0.2.1", 4000)),
         rng=random.Random(6),
     )
+    a.start_sending()
+    b.start_sending()
     sent_times = []
     rng = np.random.default_rng(0)
     for i in range(1500):  # 30 s
@@ -132,3 +134,23 @@ def test_leg_reports_about_every_five_seconds_and_reads_the_peers() -> None:
     assert remote.fraction_lost == pytest.approx(0.1, abs=0.06)
     assert remote.packets_lost > 100
     assert b.stats().lost >= remote.packets_lost  # b counted on after its last report
+
+
+def test_interarrival_jitter_across_the_timestamp_wrap() -> None:
+    stats = ReceiverStats(ssrc=1, clock_rate=8000, seq=0)
+    start = (1 << 32) - 5 * 160  # wraps after five packets
+    for i in range(50):
+        stats.update(i, (start + i * 160) & 0xFFFFFFFF, 10.0 + i * 0.02)
+    assert stats.jitter < 1  # a perfectly regular stream, across 2^32
+
+
+def test_interarrival_jitter_across_the_wrap_matches_unwrapped() -> None:
+    rng = random.Random(9)
+    wrapped = ReceiverStats(ssrc=1, clock_rate=8000, seq=0)
+    plain = ReceiverStats(ssrc=1, clock_rate=8000, seq=0)
+    start = (1 << 32) - 100 * 160
+    for i in range(200):
+        arrival = 3.0 + i * 0.02 + rng.uniform(0, 0.01)
+        wrapped.update(i, (start + i * 160) & 0xFFFFFFFF, arrival)
+        plain.update(i, 1000 + i * 160, arrival)
+    assert wrapped.jitter == pytest.approx(plain.jitter, abs=1.0)

@@ -24,7 +24,7 @@ def _free_even_port_pair() -> int:
     raise RuntimeError("no port")
 
 
-def test_allocator_hands_out_even_ports_round_robin() -> None:
+def test_allocator_hands_out_every_even_port_once() -> None:
     alloc = PortAllocator("20001-20010")
     assert alloc.low == 20002 and alloc.capacity == 4
     ports = []
@@ -32,12 +32,39 @@ def test_allocator_hands_out_even_ports_round_robin() -> None:
         port = next(alloc.candidates())
         alloc.take(port)
         ports.append(port)
-    assert ports == [20002, 20004, 20006, 20008]
+    assert sorted(ports) == [20002, 20004, 20006, 20008]
     assert list(alloc.candidates()) == []
     alloc.release(20004)
     assert list(alloc.candidates()) == [20004]
     with pytest.raises(ValueError):
         PortAllocator("30000-20000")
+
+
+def test_allocator_picks_ports_at_random_not_in_order() -> None:
+    import random
+
+    alloc = PortAllocator("20000-29999", rng=random.Random(4))
+    ports = []
+    for _ in range(50):
+        port = next(alloc.candidates())
+        alloc.take(port)
+        ports.append(port)
+    assert all(p % 2 == 0 and 20000 <= p <= 29998 for p in ports)
+    assert len(set(ports)) == 50
+    steps = {b - a for a, b in zip(ports, ports[1:], strict=False)}
+    assert 2 not in steps or len(steps) > 40  # not handed out one after the other
+    assert ports != sorted(ports)
+    # the next port cannot be guessed from the last one
+    again = PortAllocator("20000-29999", rng=random.Random(5))
+    assert next(again.candidates()) != ports[0]
+
+
+def test_allocator_finds_the_last_free_pair_in_a_full_range() -> None:
+    alloc = PortAllocator("20000-21999")
+    for port in range(20000, 22000, 2):
+        if port != 21234:
+            alloc.take(port)
+    assert list(alloc.candidates()) == [21234]
 
 
 async def test_open_binds_pairs_skips_busy_ports_and_releases() -> None:
@@ -48,10 +75,11 @@ async def test_open_binds_pairs_skips_busy_ports_and_releases() -> None:
         alloc = PortAllocator(f"{base}-{base + 7}", host="127.0.0.1")
         legs = [AudioLeg(LegConfig()) for _ in range(3)]
         eps = [await alloc.open(leg) for leg in legs]
-        assert [ep.port for ep in eps] == [base + 2, base + 4, base + 6]
+        assert sorted(ep.port for ep in eps) == [base + 2, base + 4, base + 6]
         assert alloc.in_use == {base + 2, base + 4, base + 6}
         with pytest.raises(NoFreePorts):
             await alloc.open(AudioLeg(LegConfig()))
+        eps.sort(key=lambda ep: ep.port)
         eps[1].close()
         assert eps[1].closed and base + 4 not in alloc.in_use
         await asyncio.sleep(0.01)  # transports close on the next loop iteration
@@ -70,6 +98,8 @@ async def test_two_endpoints_exchange_audio_over_loopback() -> None:
     b_leg = AudioLeg(LegConfig(codec="PCMA", payload_type=8))
     a = await alloc.open(a_leg)
     b = await alloc.open(b_leg)
+    a_leg.start_sending()
+    b_leg.start_sending()
     a_leg.set_remote_addr(("127.0.0.1", b.port))
     b_leg.set_remote_addr(("127.0.0.1", a.port))
     loop = asyncio.get_running_loop()

@@ -61,8 +61,11 @@ class ReceiverStats:
         self.received_prior = 0
         self._transit: int | None = None
 
-    def update(self, seq: int, timestamp: int, arrival: float) -> bool:
-        """Account one packet (A.1 update_seq + A.8); False if it looks like a restart."""
+    def update(self, seq: int, timestamp: int, arrival: float, timing: bool = True) -> bool:
+        """Account one packet (A.1 update_seq + A.8); False if it looks like a restart.
+
+        ``timing=False`` counts the packet but leaves the jitter estimate alone (RFC 4733
+        telephone-event packets carry the event's start timestamp, not their own time)."""
         udelta = (seq - self.max_seq) & 0xFFFF
         if udelta < MAX_DROPOUT:
             if seq < self.max_seq:
@@ -77,9 +80,12 @@ class ReceiverStats:
                 return False
         # else: duplicate or reordered packet, counted but does not move max_seq
         self.received += 1
-        transit = int(arrival * self.clock_rate) - timestamp
+        if not timing:
+            return True
+        # RTP timestamps wrap at 2^32: transit times are compared modulo 2^32, signed
+        transit = (int(arrival * self.clock_rate) - timestamp) & 0xFFFFFFFF
         if self._transit is not None:
-            d = abs(transit - self._transit)
+            d = abs(((transit - self._transit + 0x80000000) & 0xFFFFFFFF) - 0x80000000)
             self.jitter += (d - self.jitter) / 16.0
         self._transit = transit
         return True
@@ -161,11 +167,13 @@ class RtcpState:
 
     # -- feeding ---------------------------------------------------------------------------
 
-    def on_rtp_received(self, ssrc: int, seq: int, timestamp: int, now: float) -> None:
+    def on_rtp_received(
+        self, ssrc: int, seq: int, timestamp: int, now: float, timing: bool = True
+    ) -> None:
         receiver = self.receiver
         if receiver is None or receiver.ssrc != ssrc:
             receiver = self.receiver = ReceiverStats(ssrc, self.clock_rate, seq)
-        receiver.update(seq, timestamp, now)
+        receiver.update(seq, timestamp, now, timing)
 
     def on_rtp_sent(self, timestamp: int, payload_len: int, now: float) -> None:
         self.packets_sent += 1
@@ -222,7 +230,7 @@ class RtcpState:
         """Parse an incoming compound packet; False if it was not valid RTCP."""
         try:
             packets = RtcpPacket.parse(data)
-        except (ValueError, IndexError):
+        except Exception:  # any garbage from the network is "not RTCP", never raised
             return False
         if not packets:
             return False

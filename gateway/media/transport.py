@@ -3,9 +3,10 @@
 This is the only media module that touches asyncio or sockets.
 
 * :class:`PortAllocator` hands out even RTP ports (RTCP = RTP + 1) from a range such as
-  ``"20000-29999"``; :meth:`PortAllocator.open` binds both sockets, skipping pairs that are
-  handed out already or that the OS refuses (in use by someone else), and
-  :meth:`RtpEndpoint.close` gives the pair back.
+  ``"20000-29999"``, picked at random (ports handed out in order are easy to guess for
+  anyone who wants to inject or hijack media); :meth:`PortAllocator.open` binds both
+  sockets, skipping pairs that are handed out already or that the OS refuses (in use by
+  someone else), and :meth:`RtpEndpoint.close` gives the pair back.
 * :class:`RtpEndpoint` is the datagram protocol pair of one :class:`AudioLeg`: datagrams go
   straight into ``leg.on_rtp`` / ``leg.on_rtcp`` (no task per packet), and its
   ``pull_frame`` / ``push_frame`` are the source and sink to give a ``RoomMixer``.
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,10 +43,18 @@ class NoFreePorts(RuntimeError):
     """Every RTP port pair of the range is handed out or refused by the OS."""
 
 
-class PortAllocator:
-    """Even/odd UDP port pairs from ``"LOW-HIGH"``, round-robin, never one handed out twice."""
+RANDOM_TRIES = 32
 
-    def __init__(self, port_range: str = "20000-29999", host: str = "0.0.0.0") -> None:
+
+class PortAllocator:
+    """Even/odd UDP port pairs from ``"LOW-HIGH"``, at random, never one handed out twice."""
+
+    def __init__(
+        self,
+        port_range: str = "20000-29999",
+        host: str = "0.0.0.0",
+        rng: random.Random | None = None,
+    ) -> None:
         low_s, _, high_s = port_range.partition("-")
         low, high = int(low_s), int(high_s or low_s)
         low += low % 2  # first even port
@@ -54,7 +64,7 @@ class PortAllocator:
         self.low = low
         self.high = high  # last usable RTCP port
         self._in_use: set[int] = set()
-        self._cursor = low
+        self._rng = rng or random.SystemRandom()
 
     @property
     def capacity(self) -> int:
@@ -65,17 +75,27 @@ class PortAllocator:
         return frozenset(self._in_use)
 
     def candidates(self) -> Iterator[int]:
-        """Free even RTP ports, starting after the last one handed out (one full lap)."""
+        """Free even RTP ports in random order: a few random draws (cheap in a big, mostly
+        free range), then every remaining free port, shuffled (a nearly full range)."""
         n = self.capacity
-        start = (self._cursor - self.low) // 2
-        for k in range(n):
-            port = self.low + 2 * ((start + k) % n)
-            if port not in self._in_use:
-                yield port
+        rng = self._rng
+        tried: set[int] = set()
+        for _ in range(min(RANDOM_TRIES, n)):
+            port = self.low + 2 * rng.randrange(n)
+            if port in tried or port in self._in_use:
+                continue
+            tried.add(port)
+            yield port
+        rest = [
+            port
+            for port in range(self.low, self.low + 2 * n, 2)
+            if port not in tried and port not in self._in_use
+        ]
+        rng.shuffle(rest)
+        yield from (port for port in rest if port not in self._in_use)
 
     def take(self, port: int) -> None:
         self._in_use.add(port)
-        self._cursor = port + 2 if port + 3 <= self.high else self.low
 
     def release(self, port: int) -> None:
         self._in_use.discard(port)
