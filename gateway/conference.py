@@ -39,6 +39,7 @@ class Member:
     id: str = field(default_factory=lambda: secrets.token_hex(8))
     joined_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     caller_number: str | None = None  # E.164, from the phone network
+    on_hold: bool = False  # the caller holds the call (sendonly): not heard in the room
     #: How to end this member's leg, told why: "removed" (by an organiser or admin) or "ended"
     #: (the room was deleted); called once the member has left the room's mixer. A call hears
     #: a prompt saying so, then is hung up.
@@ -100,7 +101,7 @@ class Conference:
             member.source,
             member.sink,
             muted=member.muted,
-            can_speak=member.role != "spectator",
+            can_speak=member.role != "spectator" and not member.on_hold,
         )
 
     def leave(self, member: Member) -> None:
@@ -142,6 +143,14 @@ class Conference:
             return None
         self.set_muted(member, muted)
         return member.view()
+
+    def set_on_hold(self, member: Member, held: bool) -> None:
+        """A caller that holds the call plays music on hold, or nothing: out of the mix until
+        it resumes (it still hears nothing: we do not send while held)."""
+        member.on_hold = held
+        room = self.rooms.get(member.room_id)
+        if room is not None and member.id in room.mixer:
+            room.mixer.set_can_speak(member.id, member.role != "spectator" and not held)
 
     def set_muted(self, member: Member, muted: bool) -> None:
         """Mute or unmute a member (from the API, or the caller itself with ``*6``)."""

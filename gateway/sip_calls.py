@@ -109,6 +109,7 @@ class SipLeg:
     menu_task: asyncio.Task[None] | None = None
     overlay: PromptOverlay | None = None
     has_events: bool = False  # telephone-event negotiated
+    confirmed: bool = False  # the ACK came: media may flow
 
 
 def display_name(request: Request, caller: CallerId) -> str:
@@ -224,7 +225,10 @@ class SipCalls:
                 self._refuse_offer(call, number, exc)
                 return
         try:  # configured by the answer below, or by the ACK's answer (delayed offer)
-            endpoint = await self.ports.open(AudioLeg(self._leg_config(None), now=self._now()))
+            placeholder = AudioLeg(
+                self._leg_config(None), now=self._now(), send_before_confirm=False
+            )
+            endpoint = await self.ports.open(placeholder)
         except NoFreePorts:
             self.endpoint.reject(call, 503, reason="No Media Ports")
             return
@@ -303,7 +307,14 @@ class SipCalls:
         config = self._leg_config(negotiated)
         current = leg.endpoint.leg
         if replace(config, remote_addr=None) != replace(current.config, remote_addr=None):
-            new = AudioLeg(config, now=self._now(), wall_offset=current.wall_offset)
+            new = AudioLeg(
+                config,
+                now=self._now(),
+                wall_offset=current.wall_offset,
+                send_before_confirm=False,
+            )
+            if leg.confirmed:
+                new.start_sending()
             leg.endpoint.leg = current = new
             self._wire(leg)
         elif config.remote_addr and config.remote_addr != current.remote_addr:
@@ -313,10 +324,12 @@ class SipCalls:
             leg.dtmf.set_event_rate(negotiated.dtmf.clock_rate)
         # in-band tones are looked for in the menu, and in the room only without events
         leg.dtmf.set_inband(leg.menu_plan is not None or leg.menu is not None or not leg.has_events)
-        if not negotiated.we_send:
-            current.hold()
-        elif current.on_hold:
-            current.resume(self._now())
+        current.set_direction(negotiated.we_send, negotiated.we_receive, self._now())
+        # a caller that holds us (sendonly: usually music on hold) is not heard in the room
+        if leg.member.room_id:
+            self.conference.set_on_hold(leg.member, not negotiated.we_send)
+        else:
+            leg.member.on_hold = not negotiated.we_send
 
     def _answer(self, leg: SipLeg, offer: SessionDescription) -> str:
         """Answer an offer on the leg's port (raises SdpError) and apply it."""
@@ -344,6 +357,9 @@ class SipCalls:
         leg = self.legs.get(call)
         if leg is None:
             return
+        if not leg.confirmed:  # no media before the ACK: an unconfirmed INVITE reflects none
+            leg.confirmed = True
+            leg.endpoint.leg.start_sending()
         self._apply_ack(leg, sdp)
         if leg.menu_plan is not None and leg.call in self.legs:
             (room,) = leg.menu_plan
@@ -370,6 +386,7 @@ class SipCalls:
             self.endpoint.reject_offer(call, 488)
             return
         if sdp is None:  # offerless re-INVITE: we offer again, the answer comes in the ACK
+            leg.session_version += 1  # RFC 3264 8: a new offer is a new version
             leg.offer = make_offer(
                 local_address=self.media_address,
                 audio_port=leg.endpoint.port,

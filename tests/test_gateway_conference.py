@@ -94,3 +94,19 @@ async def test_mute_admit_and_remove() -> None:
     assert await conference.remove("r1", speaker.id) is False
     await conference.end_room("r1")
     assert conference.rooms == {}
+
+
+async def test_a_caller_holding_the_call_is_not_heard() -> None:
+    conference = Conference(MixerClock())
+    holder, listener = Member("r1", "Holder", "sip"), Member("r1", "Listener", "sip")
+    heard = Sink()
+    conference.join(holder, tone_source(440), Sink())  # type: ignore[arg-type]
+    conference.join(listener, tone_source(0), heard)  # type: ignore[arg-type]
+    tick(conference, "r1", 10)
+    assert heard.level() > 1000
+    conference.set_on_hold(holder, True)  # music on hold is not played to the room
+    tick(conference, "r1", 10)
+    assert heard.level() < 50
+    conference.set_on_hold(holder, False)
+    tick(conference, "r1", 10)
+    assert heard.level() > 1000

@@ -1,0 +1,69 @@
+"""An INVITE that is never ACKed makes the gateway send no media: its SDP could name any
+address (a reflection and amplification attack). Raw sockets against a real gateway."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.gateway_proc import GatewayProcess, start_gateway
+
+pytestmark = pytest.mark.interop
+
+HOST = "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    yield from start_gateway(tmp_path_factory.mktemp("reflect"))
+
+
+def invite(number: str, gw_port: int, sip_port: int, rtp_port: int, call_id: str) -> bytes:
+    sdp = (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+    )
+    return (
+        f"INVITE sip:{number}@{HOST}:{gw_port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {HOST}:{sip_port};branch=z9hG4bK{call_id};rport\r\n"
+        f"From: <sip:attacker@{HOST}>;tag=t{call_id}\r\n"
+        f"To: <sip:{number}@{HOST}>\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\n"
+        f"Contact: <sip:attacker@{HOST}:{sip_port}>\r\nMax-Forwards: 70\r\n"
+        f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}"
+    ).encode()
+
+
+def test_unacked_invite_gets_no_rtp(gateway: GatewayProcess, tmp_path: Path) -> None:
+    room = gateway.create_room(name="reflect")
+    sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    victim = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sip.bind((HOST, 0))
+        victim.bind((HOST, 0))
+        victim.settimeout(0.2)
+        sip.settimeout(5)
+        sip.sendto(
+            invite(str(room["number"]), gateway.sip_port, sip.getsockname()[1],
+                   victim.getsockname()[1], "reflect1"),
+            (HOST, gateway.sip_port),
+        )
+        status = 0
+        while status < 200:  # the 200 comes (and is retransmitted: we never ACK)
+            status = int(sip.recv(65535).split(b" ", 2)[1])
+        assert status == 200
+        got, deadline = 0, time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                victim.recv(2048)
+                got += 1
+            except TimeoutError:
+                pass
+        assert got == 0, f"{got} RTP packets sent to an address no ACK confirmed"
+    finally:
+        sip.close()
+        victim.close()
