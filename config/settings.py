@@ -49,6 +49,15 @@ class Settings:
     #: as long.
     pin_max_failures: int = 20
     pin_lockout_seconds: float = 600.0
+    #: The address peers reach us at, written in Contact, Via and SDP (behind a NAT or on a
+    #: wildcard bind); None: the interface address each request arrived on.
+    sip_public_host: str | None = None
+    #: Calls, and INVITEs not yet confirmed by an ACK, one source address may hold at once.
+    max_calls_per_source: int = 100
+    max_pending_per_source: int = 20
+    tcp_max_connections: int = 1000
+    tcp_max_per_address: int = 64
+    tcp_idle_seconds: float = 300.0
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -235,5 +244,25 @@ def load_settings(
         kwargs["pin_max_failures"] = _positive_int("GATEWAY_PIN_MAX_FAILURES", v)
     if (v := get("GATEWAY_PIN_LOCKOUT_SECONDS")) is not None:
         kwargs["pin_lockout_seconds"] = _positive_float("GATEWAY_PIN_LOCKOUT_SECONDS", v)
+    if (v := get("GATEWAY_SIP_PUBLIC_HOST")) is not None and v.strip():
+        host = _host("GATEWAY_SIP_PUBLIC_HOST", v)
+        try:
+            if ipaddress.ip_address(host).is_unspecified:
+                raise ConfigError("GATEWAY_SIP_PUBLIC_HOST", "must be a reachable address")
+        except ValueError:
+            raise ConfigError(
+                "GATEWAY_SIP_PUBLIC_HOST", f"must be an IP address, not a name: {host!r}"
+            ) from None
+        kwargs["sip_public_host"] = host
+    for name, key in (
+        ("GATEWAY_MAX_CALLS_PER_SOURCE", "max_calls_per_source"),
+        ("GATEWAY_MAX_PENDING_PER_SOURCE", "max_pending_per_source"),
+        ("GATEWAY_TCP_MAX_CONNECTIONS", "tcp_max_connections"),
+        ("GATEWAY_TCP_MAX_PER_ADDRESS", "tcp_max_per_address"),
+    ):
+        if (v := get(name)) is not None:
+            kwargs[key] = _positive_int(name, v)
+    if (v := get("GATEWAY_TCP_IDLE_SECONDS")) is not None:
+        kwargs["tcp_idle_seconds"] = _positive_float("GATEWAY_TCP_IDLE_SECONDS", v)
     kwargs["extra"] = {k: v for k, v in values.items() if k.startswith("GATEWAY_")}
     return Settings(**kwargs)  # type: ignore[arg-type]

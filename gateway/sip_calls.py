@@ -13,6 +13,7 @@ same call. Digits come from RFC 4733 events, SIP INFO and in-band tones alike
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from config import Settings
 from dtmf.pin import PinGuard
 from gateway import prompts
+from gateway.admission import SourceLimits
 from gateway.callerid import CallerId, caller_id, dialled_number
 from gateway.conference import Conference, Member
 from gateway.media.leg import AudioLeg, LegConfig, TelephoneEvent
@@ -144,6 +146,11 @@ class SipCalls:
             window=settings.pin_lockout_seconds,
             lockout=settings.pin_lockout_seconds,
         )
+        self.limits = SourceLimits(
+            max_calls=settings.max_calls_per_source,
+            max_pending=settings.max_pending_per_source,
+        )
+        self._last_overload_log = -float("inf")
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -171,8 +178,10 @@ class SipCalls:
     def on_event(self, event: CallEvent) -> None:
         if isinstance(event, IncomingCall):
             assert isinstance(event.call, UasCall)
-            self._spawn(self._route(event.call, event.request, event.offer))
+            if self._admit(event.call, event.request):
+                self._spawn(self._route(event.call, event.request, event.offer))
         elif isinstance(event, CallEstablished):
+            self.limits.confirm(event.call)
             self._established(event.call, event.sdp)
         elif isinstance(event, ReinviteOffer):
             self._reinvite(event.call, event.sdp)
@@ -185,8 +194,34 @@ class SipCalls:
             if leg is not None:
                 logger.info("call %s ended: %s", leg.member.id, event.reason)
                 self._drop(leg)
+            self.limits.forget(event.call)
 
     # -- incoming calls ----------------------------------------------------------------------
+    def _admit(self, call: UasCall, request: Request) -> bool:
+        """Per-source caps on calls and unconfirmed INVITEs: over one, 503 with Retry-After."""
+        via = request.vias[0] if request.vias else None
+        source = (via.param("received") or via.host.strip("[]")) if via is not None else "?"
+        if self.limits.admit(call, source):
+            return True
+        now = self._now()
+        if now - self._last_overload_log >= 10.0:  # one line per overload, not per INVITE
+            self._last_overload_log = now
+            logger.warning(
+                "source %s over its call caps (%d calls, %d unconfirmed): answering 503 "
+                "(%d refused so far)",
+                source, self.limits.max_calls, self.limits.max_pending, self.limits.refused,
+            )
+        asyncio.get_running_loop().call_soon(  # not from inside the endpoint's own dispatch
+            functools.partial(
+                self.endpoint.reject,
+                call,
+                503,
+                reason="Too Many Calls From Source",
+                headers=[("Retry-After", "30")],
+            )
+        )
+        return False
+
     async def _route(self, call: UasCall, request: Request, offer_text: str | None) -> None:
         try:
             await self._incoming(call, request, offer_text)
@@ -197,6 +232,9 @@ class SipCalls:
                 self._hangup(leg)
             elif not call.ended:
                 self.endpoint.reject(call, 500)
+        finally:
+            if call not in self.legs:
+                self.limits.forget(call)  # refused, cancelled or failed
 
     async def _incoming(self, call: UasCall, request: Request, offer_text: str | None) -> None:
         number = (request.uri.user or "").strip()
@@ -514,6 +552,7 @@ class SipCalls:
     def _drop(self, leg: SipLeg) -> None:
         if self.legs.pop(leg.call, None) is None:
             return
+        self.limits.forget(leg.call)
         if leg.menu is not None:
             self.conference.clock.remove(leg.menu)
             leg.menu.close()

@@ -26,6 +26,12 @@ FULL = {
     "GATEWAY_DIGIT_TIMEOUT": "3.5",
     "GATEWAY_PIN_MAX_FAILURES": "5",
     "GATEWAY_PIN_LOCKOUT_SECONDS": "60",
+    "GATEWAY_SIP_PUBLIC_HOST": "203.0.113.7",
+    "GATEWAY_MAX_CALLS_PER_SOURCE": "10",
+    "GATEWAY_MAX_PENDING_PER_SOURCE": "3",
+    "GATEWAY_TCP_MAX_CONNECTIONS": "200",
+    "GATEWAY_TCP_MAX_PER_ADDRESS": "8",
+    "GATEWAY_TCP_IDLE_SECONDS": "30",
 }
 
 
@@ -44,6 +50,7 @@ def test_defaults_match_the_contract() -> None:
     assert settings.language == "fr"
     assert (settings.menu_timeout, settings.digit_timeout) == (120.0, 5.0)
     assert (settings.pin_max_failures, settings.pin_lockout_seconds) == (20, 600.0)
+    assert settings.sip_public_host is None
 
 
 def test_every_variable_is_read() -> None:
@@ -63,6 +70,10 @@ def test_every_variable_is_read() -> None:
     assert settings.language == "en"
     assert (settings.menu_timeout, settings.digit_timeout) == (90.0, 3.5)
     assert (settings.pin_max_failures, settings.pin_lockout_seconds) == (5, 60.0)
+    assert settings.sip_public_host == "203.0.113.7"
+    assert (settings.max_calls_per_source, settings.max_pending_per_source) == (10, 3)
+    assert (settings.tcp_max_connections, settings.tcp_max_per_address) == (200, 8)
+    assert settings.tcp_idle_seconds == 30.0
     assert settings.sip_uri("1234567890") == "sip:1234567890@visio.example.org"
     assert (
         settings.join_url("1234567890", "tok")
@@ -113,6 +124,10 @@ def test_region_applies_to_numbers_without_plus() -> None:
         ("GATEWAY_PIN_MAX_FAILURES", "0"),
         ("GATEWAY_PIN_MAX_FAILURES", "2.5"),
         ("GATEWAY_PIN_LOCKOUT_SECONDS", "-3"),
+        ("GATEWAY_SIP_PUBLIC_HOST", "0.0.0.0"),
+        ("GATEWAY_SIP_PUBLIC_HOST", "gw.example.org"),
+        ("GATEWAY_MAX_CALLS_PER_SOURCE", "0"),
+        ("GATEWAY_TCP_IDLE_SECONDS", "never"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:

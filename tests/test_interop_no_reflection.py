@@ -67,3 +67,32 @@ def test_unacked_invite_gets_no_rtp(gateway: GatewayProcess, tmp_path: Path) -> 
     finally:
         sip.close()
         victim.close()
+
+
+def test_one_source_gets_503_over_its_unconfirmed_invite_cap(tmp_path: Path) -> None:
+    for gw in start_gateway(tmp_path, GATEWAY_MAX_PENDING_PER_SOURCE="2"):
+        room = gw.create_room(name="capped")
+        sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sip.bind((HOST, 0))
+            sip.settimeout(5)
+            port = sip.getsockname()[1]
+            finals: dict[str, bytes] = {}
+            for i in range(3):
+                sip.sendto(invite(str(room["number"]), gw.sip_port, port, 40000, f"cap{i}"),
+                           (HOST, gw.sip_port))
+            deadline = time.monotonic() + 5
+            while len(finals) < 3 and time.monotonic() < deadline:
+                data = sip.recv(65535)
+                status = int(data.split(b" ", 2)[1])
+                call_id = next(line.split(b":", 1)[1].strip().decode()
+                               for line in data.split(b"\r\n") if line.lower().startswith(b"call-id:"))
+                if status >= 200:
+                    finals.setdefault(call_id, data)
+            statuses = {cid: int(d.split(b" ", 2)[1]) for cid, d in finals.items()}
+            assert sorted(statuses.values()) == [200, 200, 503], statuses
+            refused = next(d for d in finals.values() if d.split(b" ", 2)[1] == b"503")
+            assert b"\r\nRetry-After: 30" in refused
+            assert "over its call caps" in gw.log()
+        finally:
+            sip.close()

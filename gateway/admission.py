@@ -1,0 +1,62 @@
+"""How many calls one source address may hold: a cap on live calls and on INVITEs not yet
+confirmed by an ACK, so one host cannot take every RTP port or make the gateway answer for
+others (the 200 of an INVITE never ACKed is retransmitted for 32 s).
+
+Pure bookkeeping, keyed by any hashable call object; the SIP layer answers 503 with
+``Retry-After`` when :meth:`SourceLimits.admit` says no.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable
+
+__all__ = ["SourceLimits"]
+
+
+class SourceLimits:
+    def __init__(self, *, max_calls: int, max_pending: int) -> None:
+        self.max_calls = max_calls
+        self.max_pending = max_pending
+        self.calls: Counter[str] = Counter()
+        self.pending: Counter[str] = Counter()
+        self._of: dict[Hashable, tuple[str, bool]] = {}  # call -> (source, still pending)
+        self.refused = 0
+
+    def admit(self, call: Hashable, source: str) -> bool:
+        """Count a new INVITE from ``source``; False (and nothing counted) over a cap."""
+        if call in self._of:
+            return True
+        if self.calls[source] >= self.max_calls or self.pending[source] >= self.max_pending:
+            self.refused += 1
+            return False
+        self.calls[source] += 1
+        self.pending[source] += 1
+        self._of[call] = (source, True)
+        return True
+
+    def confirm(self, call: Hashable) -> None:
+        """The ACK came: the call no longer counts as pending."""
+        entry = self._of.get(call)
+        if entry is not None and entry[1]:
+            self._decrement(self.pending, entry[0])
+            self._of[call] = (entry[0], False)
+
+    def forget(self, call: Hashable) -> None:
+        """The call is over (or was refused): it counts no more."""
+        entry = self._of.pop(call, None)
+        if entry is None:
+            return
+        source, pending = entry
+        self._decrement(self.calls, source)
+        if pending:
+            self._decrement(self.pending, source)
+
+    def __len__(self) -> int:
+        return len(self._of)
+
+    @staticmethod
+    def _decrement(counter: Counter[str], source: str) -> None:
+        counter[source] -= 1
+        if counter[source] <= 0:
+            del counter[source]
