@@ -67,6 +67,12 @@ def build_app(settings: Settings) -> web.Application:
     clock = MixerClock()
     conference = Conference(clock, language=settings.language)
     app = create_app(settings, live=conference)
+
+    async def is_open(room_id: str) -> bool:
+        room = await asyncio.to_thread(app[STORE].get, room_id)
+        return room is not None and room.is_active_at()
+
+    conference.is_open = is_open
     app[CONFERENCE] = conference
 
     async def calls(app: web.Application) -> AsyncIterator[None]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -71,9 +71,17 @@ class _Room:
 class Conference:
     """Every live room of this process."""
 
-    def __init__(self, clock: MixerClock, *, language: str = "fr") -> None:
+    def __init__(
+        self,
+        clock: MixerClock,
+        *,
+        language: str = "fr",
+        is_open: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> None:
         self.clock = clock
         self.language = language
+        #: Whether a room may hold calls now (it exists, is active and within its window).
+        self.is_open = is_open
         self.rooms: dict[str, _Room] = {}
 
     # -- legs --------------------------------------------------------------------------------
@@ -183,4 +191,11 @@ class Conference:
             member.remove("ended")
 
     async def room_changed(self, room_id: str) -> None:
-        """The room was edited; calls stay (an organiser may reopen it)."""
+        """The room was edited. Deactivated, or its window moved so that now is outside it:
+        every call hears that the conference has ended and is hung up, as on DELETE. Any
+        other change (a new PIN, a new name) leaves everyone in."""
+        if room_id not in self.rooms or self.is_open is None:
+            return
+        if not await self.is_open(room_id):
+            logger.info("room %s closed by an edit: ending its calls", room_id)
+            await self.end_room(room_id)

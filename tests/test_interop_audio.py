@@ -170,7 +170,9 @@ def speech_seconds(path: Path) -> float:
     return float((np.sqrt((blocks**2).mean(axis=1)) > 0.01).sum()) * 0.02
 
 
-@pytest.mark.parametrize("how", ["remove participant", "delete room"])
+@pytest.mark.parametrize(
+    "how", ["remove participant", "delete room", "deactivate room", "move its window"]
+)
 def test_removed_caller_hears_a_prompt_then_bye(
     gateway: GatewayProcess, peers: PeerFactory, how: str  # noqa: F811
 ) -> None:
@@ -182,10 +184,21 @@ def test_removed_caller_hears_a_prompt_then_bye(
     peer.wait_event("CONFIRMED", 10)
     [participant] = gateway.wait_participants(str(room["id"]), 1)
     path = f"/api/rooms/{room['id']}"
-    if how == "remove participant":
-        path += f"/participants/{participant['id']}"
-    status, _ = gateway.api("DELETE", path)
-    assert status == 204
+    if how == "deactivate room":
+        status, _ = gateway.api("PATCH", path, {"active": False})
+        assert status == 200
+    elif how == "move its window":
+        status, _ = gateway.api("PATCH", path, {
+            "permanent": False,
+            "starts_at": "2030-01-01T09:00:00+00:00",
+            "ends_at": "2030-01-01T10:00:00+00:00",
+        })
+        assert status == 200
+    else:
+        if how == "remove participant":
+            path += f"/participants/{participant['id']}"
+        status, _ = gateway.api("DELETE", path)
+        assert status == 204
     if how == "remove participant":
         assert gateway.participants(str(room["id"])) == []
     peer.wait_event("DISCONNECTED", 15)
@@ -193,6 +206,21 @@ def test_removed_caller_hears_a_prompt_then_bye(
     # The gateway hung up (BYE) only after speaking for a couple of seconds.
     assert speech_seconds(record) > 1.5, read_wav(record)[1].shape
     assert_lacks_tone(record, 1500, skip_seconds=0.5)  # the prompt, not its own voice
+
+
+def test_a_new_pin_evicts_no_one(gateway: GatewayProcess, peers: PeerFactory) -> None:  # noqa: F811
+    room = gateway.create_room(name="repin")
+    peer = peers.pjsua_call(room_uri(gateway, room), play=peers.tone(1500), seconds=6,
+                            codecs=("PCMU",))
+    peer.wait_event("CONFIRMED", 10)
+    gateway.wait_participants(str(room["id"]), 1)
+    status, _ = gateway.api("PATCH", f"/api/rooms/{room['id']}", {"pin": "2468", "name": "x"})
+    assert status == 200
+    time.sleep(1)
+    assert len(gateway.participants(str(room["id"]))) == 1
+    finish(peer)
+    # the caller hung up itself after its 6 s (code 200 on its side)
+    assert [e["code"] for e in peer.events if e.name == "DISCONNECTED"] == ["200"]
 
 
 def test_waiting_room_caller_hears_a_message_until_admitted(
