@@ -12,7 +12,10 @@ take ``now`` and return a list of :data:`CallOutput`:
 * :class:`~sip.transaction.StartTimer` / :class:`~sip.transaction.CancelTimer` - owner is the
   call's :class:`CallKey`; call :meth:`Call.timer_fired` with the name;
 * :class:`CallEvent` subclasses for the TU (:class:`IncomingCall`, :class:`CallEstablished`,
-  :class:`ReinviteOffer`, :class:`InfoReceived`, :class:`CallEnded`, ...).
+  :class:`ReinviteOffer`, :class:`AckAnswer`, :class:`InfoReceived`, :class:`CallEnded`, ...).
+
+In-dialog requests never need DNS: when the next hop (first route, else the remote target) is
+a host name, they go where the dialog's INVITE came from (UAS) or went to (UAC).
 
 Session descriptions are carried as text; negotiating them is the TU's job (``sip.sdp``).
 :class:`sip.useragent.UserAgent` wires calls to a :class:`~sip.transaction.TransactionLayer`.
@@ -20,6 +23,7 @@ Session descriptions are carried as text; negotiating them is the TU's job (``si
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import random
 from collections.abc import Callable
@@ -64,6 +68,7 @@ from sip.transaction import CancelTimer, Destination, Peer, Send, StartTimer, Ti
 __all__ = [
     "ALLOW",
     "SUPPORTED",
+    "AckAnswer",
     "Call",
     "CallConfig",
     "CallEnded",
@@ -86,6 +91,8 @@ __all__ = [
     "UasCall",
     "build_cancel",
     "destination_for",
+    "is_ip_literal",
+    "is_unspecified",
 ]
 
 logger = logging.getLogger(__name__)
@@ -119,11 +126,38 @@ class DialogId:
     remote_tag: str
 
 
-def destination_for(uri: SipUri, default_transport: str = "UDP") -> Destination:
-    """Next hop for ``uri`` (RFC 3263 without DNS): transport param, host, port (5060/5061)."""
+def is_ip_literal(host: str) -> bool:
+    """``host`` is an IPv4 or IPv6 address (brackets allowed), not a name."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def is_unspecified(host: str) -> bool:
+    """A wildcard bind address (``0.0.0.0``, ``::``) or none: not one to write in Contact."""
+    host = host.strip("[]")
+    if not host:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def destination_for(
+    uri: SipUri, default_transport: str = "UDP", *, fallback: Peer | None = None
+) -> Destination:
+    """Next hop for ``uri`` (RFC 3263 without DNS): transport param, host, port (5060/5061).
+
+    With ``fallback``, a host name (which would need DNS) is not used: the next hop is then
+    ``fallback`` (for in-dialog requests: where the dialog's INVITE came from)."""
     transport = (uri.transport or ("tls" if uri.scheme == "sips" else default_transport)).upper()
     maddr = uri.param("maddr")
     host = (maddr or uri.host).strip("[]")
+    if fallback is not None and not is_ip_literal(host):
+        return Destination(fallback.transport.upper(), fallback.host, fallback.port)
     port = uri.port or (5061 if transport == "TLS" else 5060)
     return Destination(transport, host, port)
 
@@ -334,10 +368,19 @@ class ReinviteOffer(CallEvent):
 
 @dataclass(frozen=True, eq=False)
 class ReinviteAnswered(CallEvent):
-    """The answer to an offer we made in a re-INVITE/UPDATE, or in a 2xx to an offerless
-    re-INVITE (carried by the ACK)."""
+    """The answer to an offer we made in a re-INVITE/UPDATE (in its 2xx). The answer to an
+    offer we made in a 2xx to an offerless re-INVITE comes in the ACK: :class:`AckAnswer`."""
 
     sdp: str | None
+
+
+@dataclass(frozen=True, eq=False)
+class AckAnswer(CallEvent):
+    """The peer sent a re-INVITE without SDP (e.g. resuming from hold), we offered in the 2xx
+    (:meth:`Call.accept_offer`) and its ACK carried the answer, ``sdp``. (For the initial
+    INVITE's delayed offer the ACK's answer is in :class:`CallEstablished`.)"""
+
+    sdp: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -370,7 +413,12 @@ CallOutput = SendRequest | SendResponse | Send | StartTimer | CancelTimer | Call
 
 @dataclass(frozen=True)
 class CallConfig:
-    """What a call needs to know about us."""
+    """What a call needs to know about us.
+
+    ``public_host``: when set, the host written in Contact and Via of every call (a NAT's
+    public address, a name of ours). Otherwise ``local_host`` is; when that is a wildcard
+    (``0.0.0.0``, ``::``) the user agent gives each incoming call the address of the interface
+    its INVITE arrived on (the transport source's ``local_host``), when known."""
 
     local_host: str = "127.0.0.1"
     local_port: int = 5060
@@ -379,6 +427,23 @@ class CallConfig:
     user_agent: str = "conference-gateway"
     timers: TimerConfig = field(default_factory=TimerConfig)
     session_timer: SessionTimerConfig = field(default_factory=SessionTimerConfig)
+    public_host: str | None = None
+
+    @property
+    def advertised_host(self) -> str:
+        """The host for Contact and Via."""
+        return self.public_host or self.local_host
+
+
+def _retry_after(response: Response) -> float | None:
+    """The seconds of a ``Retry-After: 5 (comment);duration=...`` (None if absent/bad)."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    text = value.split(";")[0].split("(")[0].strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+        return None
+    return float(text)
 
 
 def _sdp_of(msg: Request | Response) -> str | None:
@@ -433,7 +498,7 @@ class Call:
     # -- helpers -----------------------------------------------------------------------------
 
     def _via(self, dest: Peer) -> Via:
-        host = self.config.local_host
+        host = self.config.advertised_host
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         return Via(
@@ -444,7 +509,7 @@ class Call:
         )
 
     def contact(self) -> NameAddr:
-        host = self.config.local_host
+        host = self.config.advertised_host
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         params: tuple[tuple[str, str | None], ...] = ()
@@ -461,8 +526,16 @@ class Call:
         ]
 
     def _dest(self) -> Destination:
+        """Where in-dialog requests go: the next hop if it is an IP literal, else (no DNS
+        here, nor on the event loop later) :meth:`_fallback_peer`."""
         assert self.dialog is not None
-        return destination_for(self.dialog.next_hop(), self.transport)
+        return destination_for(
+            self.dialog.next_hop(), self.transport, fallback=self._fallback_peer()
+        )
+
+    def _fallback_peer(self) -> Peer | None:
+        """Where the dialog's initial INVITE came from (UAS) or went to (UAC)."""
+        return None
 
     def _in_dialog(
         self,
@@ -688,8 +761,8 @@ class Call:
         if name == REFRESH_TIMER and not self.ended:
             return self._refresh(now)
         if name == EXPIRE_TIMER and not self.ended:
-            self.session_timer.interval = None
-            return self._send_bye() + self._end("session expired", 408)
+            out = list(self.session_timer.stop())  # a refresh retry may be pending
+            return out + self._send_bye() + self._end("session expired", 408)
         if name == GLARE_RETRY and not self.ended and self._glare_sdp is not None:
             sdp, self._glare_sdp = self._glare_sdp, None
             if self._outgoing_offer is not None or self._incoming_offer is not None:
@@ -716,7 +789,7 @@ class Call:
         if self.ended:
             return out + self._send_bye() if self._bye_after_ack else out
         if answer is not None:
-            out.append(ReinviteAnswered(self, answer))
+            out.append(AckAnswer(self, answer))  # to the offer in our 2xx to a re-INVITE
         return out
 
     def receive_request(self, request: Request, source: Peer, now: float) -> list[CallOutput]:
@@ -842,16 +915,30 @@ class Call:
         if response.status == 491 and request.method == "INVITE" and not refresh:
             # Glare (RFC 3261 14.1): retry after a random wait.
             self._glare_sdp = request.body.decode("utf-8", errors="replace")
-            delay = self.rng(2.1, 4.0) if self.is_uac else self.rng(0.0, 2.0)
-            return [*out, StartTimer(self.key, GLARE_RETRY, delay)]
-        if response.status in (408, 481):
+            return [*out, StartTimer(self.key, GLARE_RETRY, self._glare_delay())]
+        if response.status == 481:  # the peer has no such dialog: nothing to BYE
             return out + self._end(f"{response.status} to {request.method}", response.status)
+        if response.status == 408:  # RFC 4028 10, RFC 3261 12.2.1.2: end the dialog with BYE
+            reason = f"{response.status} to {request.method}"
+            return out + self._send_bye() + self._end(reason, response.status)
         if refresh:
             if response.status == 405 and request.method == "UPDATE":
                 self.peer_allow = [m for m in self.peer_allow if m != "UPDATE"]
                 return out + self._refresh(now)
-            return out  # the expiry timer, if the peer keeps quiet, will end the call
+            # Try again (491: after the RFC 3261 14.1 back-off; else at the next refresh point
+            # or the Retry-After); if none succeeds, the expiry timer ends the call with BYE.
+            delay: float | None = None
+            if response.status == 491:
+                delay = self._glare_delay()
+            else:
+                delay = _retry_after(response)
+            return out + list(self.session_timer.refresh_failed(now, delay=delay))
         return [*out, ReinviteFailed(self, response.status)]
+
+    def _glare_delay(self) -> float:
+        """RFC 3261 14.1: 2.1-4 s for the owner of the Call-ID (the UAC of the initial INVITE),
+        0-2 s for the other side."""
+        return self.rng(2.1, 4.0) if self.is_uac else self.rng(0.0, 2.0)
 
     def timeout(self, request: Request, now: float) -> list[CallOutput]:
         """A client transaction of this call timed out (or failed in transport)."""
@@ -890,13 +977,18 @@ class UasCall(Call):
         (its Via was stamped ``received``: it wrote an address it is not seen from) or on a
         connection (TCP), they go back where the INVITE came from, as the responses did
         (RFC 3581), instead of to a Contact that is likely unreachable from here; the TCP
-        connection is reused (as RFC 5923 does). Otherwise: the remote target (RFC 3261 12.2).
+        connection is reused (as RFC 5923 does). Otherwise: the next hop (first route, else
+        the remote target, RFC 3261 12.2) - but never a host name, which would need DNS: then
+        also back where the INVITE came from.
         """
         assert self.dialog is not None
         behind_nat = self.invite.top_via.param("received") is not None
         if not self.dialog.route_set and (behind_nat or self.source.reliable):
             return Destination(self.source.transport.upper(), self.source.host, self.source.port)
         return super()._dest()
+
+    def _fallback_peer(self) -> Peer | None:
+        return self.source
 
     def start(self, now: float) -> list[CallOutput]:
         """Check the INVITE; :class:`IncomingCall` for the TU, or an error response."""
@@ -1028,6 +1120,9 @@ class UacCall(Call):
         self._cancel_wanted = False
         self._cancelled = False
         self._auth: list[tuple[str, str]] = []
+
+    def _fallback_peer(self) -> Peer | None:
+        return self.dest
 
     def start(self, now: float) -> list[CallOutput]:
         return self._send_invite([])

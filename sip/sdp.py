@@ -9,20 +9,28 @@ Negotiation policy (the gateway mixes narrowband/wideband audio only):
   ``RTP/AVP`` or ``RTP/AVPF`` that shares a codec with us is accepted; every other m-line (video,
   unknown media, SRTP profiles, further audio) is rejected with port 0. The codec chosen is the
   *first offered* one we support; telephone-event is matched to its clock rate when offered at
-  that rate, else any offered rate is taken. Direction is mirrored; ``ptime`` is copied; unknown
-  attributes are not. No acceptable audio -> :class:`SdpError` (answer 488).
+  that rate, else any offered rate is taken. Direction is mirrored; unknown attributes are not
+  copied. An offered ``ptime`` is answered with :data:`PTIME` (what we send; the offered one is
+  kept in :attr:`NegotiatedAudio.ptime`, what the peer sends). An audio m-line is only usable
+  when its connection address is an IP literal (never a name: it would be resolved for every
+  RTP packet) of its declared family, and that family is one the caller serves (``families``);
+  ``0.0.0.0`` (RFC 2543 hold) is accepted. No acceptable audio -> :class:`SdpError` (answer
+  488).
 * :func:`make_offer` builds our offer (dial-out, delayed offer) and :func:`negotiate_answer`
-  reads what the remote chose from its answer.
+  reads what the remote chose from its answer (with the same address rules).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field, replace
 
 from sip.errors import SdpError
 
 __all__ = [
     "DIRECTIONS",
+    "FAMILIES",
+    "PTIME",
     "STATIC_PAYLOAD_TYPES",
     "SUPPORTED_AUDIO",
     "AnswerResult",
@@ -42,6 +50,10 @@ SUPPORTED_AUDIO: tuple[str, ...] = ("G722", "PCMU", "PCMA")
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 RTP_PROTOS = ("RTP/AVP", "RTP/AVPF")
 TELEPHONE_EVENT = "telephone-event"
+#: Address families (SDP ``addrtype``) a gateway may serve.
+FAMILIES: tuple[str, ...] = ("IP4", "IP6")
+#: The packetization time of what we send (ms), said in our answers.
+PTIME = 20
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,22 @@ def _addr_type(address: str) -> str:
     return "IP6" if ":" in address else "IP4"
 
 
+def _declared_type(address: str, addrtype: str) -> str | None:
+    """What to keep of a parsed c= addrtype: None when :func:`_addr_type` derives it."""
+    return None if addrtype == _addr_type(address) else addrtype
+
+
+def _usable_address(address: str, family: str, families: tuple[str, ...]) -> bool:
+    """An IP literal (no name, no multicast TTL) of its declared ``family``, served."""
+    if family not in families:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return ip.version == (6 if family == "IP6" else 4)
+
+
 def _find_attr(attributes: Attributes, name: str) -> list[str | None]:
     return [v for n, v in attributes if n == name]
 
@@ -132,6 +160,15 @@ class MediaDescription:
     bandwidth: tuple[tuple[str, int], ...] = ()
     port_count: int | None = None
     other: Lines = ()  # i= and k= lines, kept verbatim
+    # The c= addrtype when it is not what the address says (e.g. "IN IP4 2001:db8::1").
+    connection_type: str | None = None
+
+    @property
+    def connection_family(self) -> str | None:
+        """The declared addrtype of this m-line's own c= line (None without one)."""
+        if self.connection is None:
+            return None
+        return self.connection_type or _addr_type(self.connection)
 
     @property
     def is_rtp(self) -> bool:
@@ -230,7 +267,7 @@ class MediaDescription:
         out = [f"m={self.media} {self.port}{count} {self.proto} {' '.join(self.formats)}".rstrip()]
         out.extend(f"{k}={v}" for k, v in self.other if k == "i")
         if self.connection is not None:
-            out.append(f"c=IN {_addr_type(self.connection)} {self.connection}")
+            out.append(f"c=IN {self.connection_family} {self.connection}")
         out.extend(f"b={t}:{v}" for t, v in self.bandwidth)
         out.extend(f"{k}={v}" for k, v in self.other if k != "i")
         out.extend(f"a={n}" if v is None else f"a={n}:{v}" for n, v in self.attributes)
@@ -248,6 +285,8 @@ class SessionDescription:
     bandwidth: tuple[tuple[str, int], ...] = ()
     version: int = 0
     other: Lines = field(default=())  # i= u= e= p= r= z= k= and unknown lines, verbatim
+    # The session c= addrtype when it is not what the address says.
+    connection_type: str | None = None
 
     # -- parsing --------------------------------------------------------------------------
 
@@ -263,6 +302,7 @@ class SessionDescription:
             raise SdpError("empty SDP")
         session_name = "-"
         connection: str | None = None
+        connection_type: str | None = None
         timing = (0, 0)
         s_attrs: list[tuple[str, str | None]] = []
         s_bw: list[tuple[str, int]] = []
@@ -296,7 +336,7 @@ class SessionDescription:
             if cur is not None:
                 if kind == "c":
                     if cur.connection is None:
-                        cur.connection = _parse_c(value)
+                        cur.connection, cur.connection_type = _parse_c(value)
                 elif kind == "a":
                     cur.attributes.append(_parse_a(value))
                 elif kind == "b":
@@ -311,7 +351,7 @@ class SessionDescription:
             elif kind == "s":
                 session_name = value
             elif kind == "c":
-                connection = _parse_c(value)
+                connection, connection_type = _parse_c(value)
             elif kind == "t":
                 parts = value.split()
                 if len(parts) != 2:
@@ -337,6 +377,7 @@ class SessionDescription:
             bandwidth=tuple(s_bw),
             version=version,
             other=tuple(s_other),
+            connection_type=connection_type,
         )
 
     # -- serialising ----------------------------------------------------------------------
@@ -345,7 +386,8 @@ class SessionDescription:
         out = [f"v={self.version}", f"o={self.origin}", f"s={self.session_name}"]
         out.extend(f"{k}={v}" for k, v in self.other if k in "iuep")
         if self.connection is not None:
-            out.append(f"c=IN {_addr_type(self.connection)} {self.connection}")
+            family = self.connection_type or _addr_type(self.connection)
+            out.append(f"c=IN {family} {self.connection}")
         out.extend(f"b={t}:{v}" for t, v in self.bandwidth)
         out.append(f"t={self.timing[0]} {self.timing[1]}")
         out.extend(f"{k}={v}" for k, v in self.other if k not in "iuep")
@@ -374,6 +416,25 @@ class SessionDescription:
         """Connection address of ``m``: its own c= line, else the session's."""
         return m.connection if m.connection is not None else self.connection
 
+    def media_connection_family(self, m: MediaDescription) -> str | None:
+        """The declared addrtype (``IP4``/``IP6``) of :meth:`media_connection`."""
+        if m.connection is not None:
+            return m.connection_family
+        if self.connection is None:
+            return None
+        return self.connection_type or _addr_type(self.connection)
+
+    def usable_connection(
+        self, m: MediaDescription, families: tuple[str, ...] = FAMILIES
+    ) -> str | None:
+        """:meth:`media_connection` if it is an IP literal of its declared family and that
+        family is in ``families``; None otherwise (a name, a mismatch, an unserved family)."""
+        address = self.media_connection(m)
+        family = self.media_connection_family(m)
+        if address is None or family is None or not _usable_address(address, family, families):
+            return None
+        return address
+
     def attribute(self, name: str) -> str | None:
         for n, v in self.attributes:
             if n == name:
@@ -395,11 +456,12 @@ def _parse_o(value: str) -> Origin:
     )
 
 
-def _parse_c(value: str) -> str:
+def _parse_c(value: str) -> tuple[str, str | None]:
+    """The address and its declared addrtype (None when the address implies it)."""
     parts = value.split()
     if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
         raise SdpError("malformed c= line")
-    return parts[2]
+    return parts[2], _declared_type(parts[2], parts[1])
 
 
 def _parse_a(value: str) -> tuple[str, str | None]:
@@ -424,6 +486,7 @@ class _MediaBuilder:
     formats: tuple[str, ...]
     port_count: int | None
     connection: str | None = None
+    connection_type: str | None = None
     attributes: list[tuple[str, str | None]] = field(default_factory=list)
     bandwidth: list[tuple[str, int]] = field(default_factory=list)
     other: list[tuple[str, str]] = field(default_factory=list)
@@ -439,6 +502,7 @@ class _MediaBuilder:
             bandwidth=tuple(self.bandwidth),
             port_count=self.port_count,
             other=tuple(self.other),
+            connection_type=self.connection_type,
         )
 
 
@@ -563,12 +627,16 @@ def answer_offer(
     session_version: int,
     supported: tuple[str, ...] = SUPPORTED_AUDIO,
     username: str = "gateway",
+    families: tuple[str, ...] = FAMILIES,
 ) -> AnswerResult:
-    """Answer ``offer`` (RFC 3264 section 6); raise :class:`SdpError` if no audio is usable."""
+    """Answer ``offer`` (RFC 3264 section 6); raise :class:`SdpError` if no audio is usable.
+
+    ``families``: the address types our media socket can send to (``("IP4",)`` for an IPv4
+    socket); an audio m-line at another family, or at a name, is rejected."""
     audio: NegotiatedAudio | None = None
     answer_media: list[MediaDescription] = []
     for index, m in enumerate(offer.media):
-        address = offer.media_connection(m)
+        address = offer.usable_connection(m, families)
         acceptable = (
             audio is None
             and m.media == "audio"
@@ -584,7 +652,7 @@ def answer_offer(
         offered = offer.media_direction(m)
         remote = _remote_direction(offered, address)
         ours = mirror_direction(remote)
-        ptime = m.ptime
+        ptime = m.ptime  # what the peer sends; we answer with what we send
         formats = (str(codec.payload_type),) + (
             (str(dtmf.payload_type),) if dtmf is not None else ()
         )
@@ -594,7 +662,9 @@ def answer_offer(
                 audio_port,
                 m.proto,
                 formats,
-                attributes=_audio_attributes(codec, dtmf, ptime, ours),
+                attributes=_audio_attributes(
+                    codec, dtmf, PTIME if ptime is not None else None, ours
+                ),
             )
         )
         audio = NegotiatedAudio(
@@ -669,9 +739,12 @@ def negotiate_answer(
     answer: SessionDescription,
     *,
     supported: tuple[str, ...] = SUPPORTED_AUDIO,
+    families: tuple[str, ...] = FAMILIES,
 ) -> NegotiatedAudio | None:
     """What the remote chose, as the offerer (UAC) sees it; None if it accepted no audio we
-    can use. Raises :class:`SdpError` if the answer does not mirror the offer's m-lines."""
+    can use (no common codec, or a connection address that is a name, not of its declared
+    family or not in ``families``). Raises :class:`SdpError` if the answer does not mirror the
+    offer's m-lines."""
     if len(answer.media) != len(offer.media):
         raise SdpError("answer has a different number of m-lines than the offer")
     for index, (om, am) in enumerate(zip(offer.media, answer.media, strict=True)):
@@ -692,7 +765,7 @@ def negotiate_answer(
         offered_names = {c.name.lower() for c in om.codecs}
         usable = [c for c in chosen if c.name.lower() in offered_names]
         codec = _pick_codec(usable, supported)
-        address = answer.media_connection(am)
+        address = answer.usable_connection(am, families)
         if codec is None or address is None:
             return None
         dtmf = _pick_dtmf(usable, codec.clock_rate)

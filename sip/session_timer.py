@@ -10,6 +10,12 @@ negotiated interval into timer actions:
   min(32, interval / 3) (RFC 4028 section 10) without a refresh; the call then sends BYE.
 
 Every refresh (a 2xx to a re-INVITE or UPDATE, either direction) restarts the timer.
+
+When our refresh is refused (:meth:`SessionTimer.refresh_failed`), the refresh timer is started
+again (491: after the glare back-off; otherwise at the next refresh point, no later than halfway
+to the expiry) and the expiry timer is armed at the time the peer would give up on the session
+(the last successful refresh + interval - min(32, interval / 3)): if no refresh succeeds by
+then, the call sends BYE.
 """
 
 from __future__ import annotations
@@ -187,10 +193,18 @@ class SessionTimer:
         self.interval: int | None = None
         self.we_refresh = False
         self.last_refresh: float | None = None
+        self._expiry_armed = False  # we refresh, a refresh failed: EXPIRE_TIMER runs too
 
     @property
     def active(self) -> bool:
         return self.interval is not None
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the session ends without a refresh (the non-refresher's BYE time)."""
+        if self.interval is None or self.last_refresh is None:
+            return None
+        return self.last_refresh + _expiry_delay(self.interval)
 
     def start(self, interval: int, we_refresh: bool, now: float) -> list[StartTimer | CancelTimer]:
         """(Re)start after a successful refresh or the initial negotiation."""
@@ -201,12 +215,39 @@ class SessionTimer:
         if we_refresh:
             out.append(StartTimer(self.owner, REFRESH_TIMER, interval / 2))
         else:
-            out.append(StartTimer(self.owner, EXPIRE_TIMER, interval - min(32, interval / 3)))
+            out.append(StartTimer(self.owner, EXPIRE_TIMER, _expiry_delay(interval)))
+        return out
+
+    def refresh_failed(self, now: float, *, delay: float | None = None) -> list[StartTimer]:
+        """Our refresh got a final non-2xx that does not end the dialog: try again after
+        ``delay`` (the 491 back-off, a Retry-After) when it comes before the expiry, else at the
+        next refresh point - half an interval later, but no later than halfway to the expiry -
+        and keep the expiry timer running from the last successful refresh."""
+        expires_at = self.expires_at
+        if not self.we_refresh or self.interval is None or expires_at is None:
+            return []
+        left = max(0.0, expires_at - now)
+        if delay is None or delay >= left:
+            delay = max(1.0, min(self.interval / 2, left / 2))
+        out = [StartTimer(self.owner, REFRESH_TIMER, delay)]
+        if not self._expiry_armed:
+            self._expiry_armed = True
+            out.append(StartTimer(self.owner, EXPIRE_TIMER, left))
         return out
 
     def stop(self) -> list[StartTimer | CancelTimer]:
         if self.interval is None:
             return []
-        name = REFRESH_TIMER if self.we_refresh else EXPIRE_TIMER
         self.interval = None
-        return [CancelTimer(self.owner, name)]
+        if not self.we_refresh:
+            return [CancelTimer(self.owner, EXPIRE_TIMER)]
+        out: list[StartTimer | CancelTimer] = [CancelTimer(self.owner, REFRESH_TIMER)]
+        if self._expiry_armed:
+            self._expiry_armed = False
+            out.append(CancelTimer(self.owner, EXPIRE_TIMER))
+        return out
+
+
+def _expiry_delay(interval: int) -> float:
+    """RFC 4028 section 10: the BYE goes min(32, interval / 3) before the session expires."""
+    return interval - min(32, interval / 3)

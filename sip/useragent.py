@@ -18,11 +18,17 @@ subclasses for the application.
 Outside dialogs: INVITE makes a :class:`~sip.dialog.UasCall`, OPTIONS is answered 200, BYE/INFO/
 UPDATE get 481, other methods 405/501. In dialogs, requests go to their call; requests for an
 unknown dialog get 481.
+
+Bound to a wildcard address (``local_host`` ``0.0.0.0`` or ``::``) and without a
+``public_host``, an incoming call gets its own :class:`~sip.dialog.CallConfig` whose
+``local_host`` is the interface its INVITE arrived on (the source's ``local_host``, when the
+transport tells it), so that its Contact and Via are reachable.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from sip.auth import Credentials
 from sip.dialog import (
@@ -38,6 +44,7 @@ from sip.dialog import (
     SendResponse,
     UacCall,
     UasCall,
+    is_unspecified,
 )
 from sip.message import NameAddr, Request, Response, SipUri, make_response, new_tag
 from sip.transaction import (
@@ -156,6 +163,17 @@ class UserAgent:
 
     # -- plumbing ----------------------------------------------------------------------------
 
+    def _config_for(self, source: Peer) -> CallConfig:
+        """The config of a call whose INVITE came from ``source``: ours, with the receiving
+        interface as ``local_host`` when we are bound to a wildcard address."""
+        config = self.config
+        if config.public_host or not is_unspecified(config.local_host):
+            return config
+        local = getattr(source, "local_host", None)
+        if not isinstance(local, str) or is_unspecified(local):
+            return config
+        return replace(config, local_host=local.strip("[]"))
+
     def _forget(self, call: Call) -> None:
         self.calls.pop(call.key, None)
         for key in [k for k, c in self._by_txn.items() if c is call]:
@@ -221,7 +239,7 @@ class UserAgent:
                 self._by_txn[action.key] = call
             return self._run(call, call.receive_request(msg, source, now), now)
         if msg.method == "INVITE":
-            uas = UasCall(self.config, msg, source)
+            uas = UasCall(self._config_for(source), msg, source)
             self.calls[uas.key] = uas
             if action.key is not None:
                 self._by_txn[action.key] = uas

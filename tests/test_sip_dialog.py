@@ -533,7 +533,8 @@ def test_uas_route_set_from_record_route() -> None:
     assert bye.uri == SipUri.parse("sip:room@10.0.0.1:5060")
     assert bye.headers.get_all("Route") == ["<sip:p1.example;lr>", "<sip:p2.example;lr>"]
     send = [o for o in out if isinstance(o, Send)][0]
-    assert send.dest == Destination("UDP", "p1.example", 5060)
+    # p1.example is a name: no DNS, the BYE goes where the INVITE came from (the proxy).
+    assert send.dest == Destination("UDP", SRC.host, SRC.port)
 
 
 def test_uac_route_set_is_reversed_and_strict_routing() -> None:
@@ -854,7 +855,13 @@ def test_in_dialog_requests_over_tcp_reuse_the_connection() -> None:
 def test_in_dialog_requests_follow_the_route_set_through_a_proxy() -> None:
     nat = Destination("UDP", "203.0.113.7", 40000)
     dest = bye_destination(
+        nat, extra=("Record-Route: <sip:198.51.100.70:5070;lr>",),
+        via_params=";received=203.0.113.7",
+    )
+    assert (dest.host, dest.port) == ("198.51.100.70", 5070)
+    # A proxy known by name only: no DNS, back where the INVITE came from.
+    dest = bye_destination(
         nat, extra=("Record-Route: <sip:proxy.example.org:5070;lr>",),
         via_params=";received=203.0.113.7",
     )
-    assert (dest.host, dest.port) == ("proxy.example.org", 5070)
+    assert (dest.host, dest.port) == ("203.0.113.7", 40000)

@@ -480,3 +480,102 @@ def test_g722_written_with_its_sampling_rate_is_still_g722() -> None:
     assert result.audio is not None
     assert (result.audio.codec.name, result.audio.codec.payload_type) == ("G722", 9)
     assert result.audio.dtmf is not None and result.audio.dtmf.payload_type == 101
+
+
+# --------------------------------------------------------------------------------------------
+# Hardening: connection addresses (IP literals of a served family only) and ptime
+
+
+def audio_offer(conn: str, *, media_conn: str | None = None, extra: tuple[str, ...] = ()) -> str:
+    lines = ["v=0", "o=- 1 1 IN IP4 192.0.2.9", "s=-", f"c={conn}", "t=0 0",
+             "m=audio 7000 RTP/AVP 0"]
+    if media_conn is not None:
+        lines.append(f"c={media_conn}")
+    return sdp(*lines, *extra)
+
+
+@pytest.mark.parametrize(
+    "conn",
+    [
+        "IN IP4 pc33.example.com",  # a name: would be resolved for every RTP packet
+        "IN IP6 host.example.com",
+        "IN IP4 2001:db8::7",  # the literal is not of the declared family
+        "IN IP6 192.0.2.9",
+        "IN IP4 192.0.2.300",
+        "IN IP4 224.2.1.1/127",  # multicast with a TTL: not for us
+    ],
+)
+def test_offer_with_unusable_connection_address_is_refused(conn: str) -> None:
+    with pytest.raises(SdpError):
+        answer(audio_offer(f"{conn}"))
+
+
+def test_ip6_offer_refused_by_an_ipv4_only_gateway_but_accepted_otherwise() -> None:
+    text = audio_offer("IN IP6 2001:db8::7")
+    with pytest.raises(SdpError):
+        answer_offer(SessionDescription.parse(text), local_address="198.51.100.5",
+                     audio_port=30000, session_id=1, session_version=1, families=("IP4",))
+    result = answer_offer(SessionDescription.parse(text), local_address="198.51.100.5",
+                          audio_port=30000, session_id=1, session_version=1)
+    assert result.audio is not None and result.audio.remote_address == "2001:db8::7"
+
+
+def test_audio_line_with_unserved_family_is_rejected_and_the_next_one_taken() -> None:
+    text = sdp(
+        "v=0", "o=- 1 1 IN IP4 192.0.2.9", "s=-", "c=IN IP4 192.0.2.9", "t=0 0",
+        "m=audio 6000 RTP/AVP 0", "c=IN IP6 2001:db8::7",
+        "m=audio 6002 RTP/AVP 0", "c=IN IP4 host.example.com",
+        "m=audio 6004 RTP/AVP 8",
+    )
+    result = answer_offer(SessionDescription.parse(text), local_address="198.51.100.5",
+                          audio_port=30000, session_id=1, session_version=1, families=("IP4",))
+    assert result.audio is not None
+    assert (result.audio.media_index, result.audio.remote_address) == (2, "192.0.2.9")
+    assert [m.port for m in result.answer.media] == [0, 0, 30000]
+
+
+def test_media_level_literal_overrides_a_session_level_name() -> None:
+    ans, audio = answer(audio_offer("IN IP4 gw.example.com", media_conn="IN IP4 192.0.2.10"))
+    assert audio is not None and audio.remote_address == "192.0.2.10"
+
+
+def test_rfc2543_hold_address_still_accepted() -> None:
+    for families in (("IP4",), ("IP4", "IP6")):
+        result = answer_offer(SessionDescription.parse(audio_offer("IN IP4 0.0.0.0")),
+                              local_address="198.51.100.5", audio_port=30000, session_id=1,
+                              session_version=1, families=families)
+        assert result.audio is not None and result.audio.on_hold
+
+
+def test_declared_family_survives_a_round_trip() -> None:
+    text = audio_offer("IN IP6 192.0.2.9")
+    offer = SessionDescription.parse(text)
+    assert "c=IN IP6 192.0.2.9" in str(offer)
+    assert SessionDescription.parse(str(offer)) == offer
+    assert offer.media_connection_family(offer.media[0]) == "IP6"
+
+
+def test_negotiate_answer_refuses_a_name_or_an_unserved_family() -> None:
+    offer = make_offer(local_address="192.0.2.1", audio_port=4000, session_id=1, session_version=1)
+
+    def remote(conn: str) -> SessionDescription:
+        return SessionDescription.parse(
+            sdp("v=0", "o=- 1 1 IN IP4 192.0.2.2", "s=-", f"c={conn}", "t=0 0",
+                "m=audio 8000 RTP/AVP 0")
+        )
+
+    assert negotiate_answer(offer, remote("IN IP4 192.0.2.2")) is not None
+    assert negotiate_answer(offer, remote("IN IP4 phone.example.com")) is None
+    assert negotiate_answer(offer, remote("IN IP4 2001:db8::2")) is None
+    assert negotiate_answer(offer, remote("IN IP6 2001:db8::2")) is not None
+    assert negotiate_answer(offer, remote("IN IP6 2001:db8::2"), families=("IP4",)) is None
+    assert negotiate_answer(offer, remote("IN IP4 0.0.0.0"), families=("IP4",)) is not None
+
+
+def test_answer_says_the_ptime_we_send_and_keeps_the_offered_one() -> None:
+    ans, audio = answer(audio_offer("IN IP4 192.0.2.9", extra=("a=ptime:30",)))
+    assert audio is not None and audio.ptime == 30  # the peer sends 30 ms packets
+    assert ans.media[0].attribute("ptime") == "20"  # we send 20 ms ones
+    ans, audio = answer(audio_offer("IN IP4 192.0.2.9"))
+    assert audio is not None and audio.ptime is None
+    assert ans.media[0].attribute("ptime") in (None, "20")

@@ -100,3 +100,36 @@ def test_session_timer_actions() -> None:
     assert timer.start(1800, False, 6.0)[-1] == StartTimer("owner", EXPIRE_TIMER, 1768)
     assert timer.stop() == [CancelTimer("owner", EXPIRE_TIMER)]
     assert timer.stop() == [] and not timer.active
+
+
+def test_refresh_failed_retries_and_arms_the_expiry() -> None:
+    timer = SessionTimer("owner")
+    timer.start(1800, True, 0.0)
+    assert timer.expires_at == 1768
+    # At the refresh point (900 s) the refresh is refused: next try halfway to the expiry.
+    assert timer.refresh_failed(900.0) == [
+        StartTimer("owner", REFRESH_TIMER, 434),
+        StartTimer("owner", EXPIRE_TIMER, 868),
+    ]
+    # Again, with a back-off (491): the expiry timer is left running, not restarted.
+    assert timer.refresh_failed(1334.0, delay=3.0) == [StartTimer("owner", REFRESH_TIMER, 3.0)]
+    # A delay past the expiry is not kept.
+    assert timer.refresh_failed(1760.0, delay=60.0) == [StartTimer("owner", REFRESH_TIMER, 4.0)]
+    assert timer.stop() == [CancelTimer("owner", REFRESH_TIMER), CancelTimer("owner", EXPIRE_TIMER)]
+    # A success restarts everything from that time; the expiry timer is disarmed.
+    timer.start(1800, True, 0.0)
+    timer.refresh_failed(900.0)
+    out = timer.start(1800, True, 1000.0)
+    assert out == [
+        CancelTimer("owner", REFRESH_TIMER),
+        CancelTimer("owner", EXPIRE_TIMER),
+        StartTimer("owner", REFRESH_TIMER, 900),
+    ]
+    assert timer.expires_at == 2768
+
+
+def test_refresh_failed_is_nothing_when_the_peer_refreshes() -> None:
+    timer = SessionTimer("owner")
+    assert timer.refresh_failed(1.0) == []
+    timer.start(90, False, 0.0)
+    assert timer.refresh_failed(1.0) == []
