@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator
 
@@ -32,7 +33,11 @@ SIP = web.AppKey("sip", SipCalls)
 
 
 def media_address(settings: Settings) -> str:
-    """The address written in our SDP: the SIP host, or this host's address for a wildcard."""
+    """The address written in our SDP when a call tells no better (see
+    ``SipCalls._media_host``): the public host, the SIP host, or this host's address for a
+    wildcard bind."""
+    if settings.sip_public_host:
+        return settings.sip_public_host
     host = settings.sip_host
     try:
         if not ipaddress.ip_address(host).is_unspecified:
@@ -61,6 +66,34 @@ def room_lookup(store: RoomStore) -> RoomLookup:
         )
 
     return lookup
+
+
+#: How often the process logs what it holds (calls, tasks, descriptors, memory).
+STATS_INTERVAL = 60.0
+
+
+def process_stats() -> dict[str, int]:
+    """Open file descriptors, resident memory and asyncio tasks of this process (Linux)."""
+    stats = {"tasks": len(asyncio.all_tasks())}
+    try:
+        stats["fds"] = len(os.listdir("/proc/self/fd"))
+        with open("/proc/self/statm") as statm:
+            stats["rss_kib"] = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except OSError:
+        pass
+    return stats
+
+
+async def log_stats(sip: SipCalls, interval: float = STATS_INTERVAL) -> None:
+    """One line a minute, so a long run shows whether calls, tasks or memory leak."""
+    while True:
+        await asyncio.sleep(interval)
+        stats = process_stats()
+        logger.info(
+            "stats: calls=%d rooms=%d tasks=%d fds=%s rss_kib=%s",
+            len(sip.legs), len(sip.conference.rooms), stats["tasks"],
+            stats.get("fds", "?"), stats.get("rss_kib", "?"),
+        )
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -93,9 +126,11 @@ def build_app(settings: Settings) -> web.Application:
             await clock.stop()
             raise
         app[SIP] = sip
+        stats = asyncio.get_running_loop().create_task(log_stats(sip))
         try:
             yield
         finally:
+            stats.cancel()
             await sip.stop()
             await clock.stop()
 

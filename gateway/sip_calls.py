@@ -38,7 +38,9 @@ from gateway.phone_menu import (
 )
 from gateway.prompts import PromptPlayer
 from sip.dialog import (
+    AckAnswer,
     Call,
+    CallConfig,
     CallEnded,
     CallEstablished,
     CallEvent,
@@ -46,6 +48,7 @@ from sip.dialog import (
     InfoReceived,
     ReinviteOffer,
     UasCall,
+    is_unspecified,
 )
 from sip.endpoint import SipEndpoint
 from sip.errors import SdpError
@@ -139,7 +142,16 @@ class SipCalls:
         self.conference = conference
         self.ports = ports
         self.media_address = media_address
-        self.endpoint = SipEndpoint(settings.sip_host, settings.sip_port, self.on_event)
+        self.endpoint = SipEndpoint(
+            settings.sip_host,
+            settings.sip_port,
+            self.on_event,
+            config=CallConfig(public_host=settings.sip_public_host),
+        )
+        #: Address families our RTP sockets serve (an offer in another one gets 488).
+        self.families: tuple[str, ...] = (
+            ("IP6",) if ":" in settings.sip_host else ("IP4",)
+        )
         self.legs: dict[Call, SipLeg] = {}
         self.pin_guard = PinGuard(
             max_failures=settings.pin_max_failures,
@@ -185,6 +197,10 @@ class SipCalls:
             self._established(event.call, event.sdp)
         elif isinstance(event, ReinviteOffer):
             self._reinvite(event.call, event.sdp)
+        elif isinstance(event, AckAnswer):  # the answer to our offer in an offerless re-INVITE
+            leg = self.legs.get(event.call)
+            if leg is not None:
+                self._apply_ack(leg, event.sdp)
         elif isinstance(event, InfoReceived):
             leg = self.legs.get(event.call)
             if leg is None or not leg.dtmf.info(event.content_type, event.body, self._now()):
@@ -297,7 +313,7 @@ class SipCalls:
                 return
         else:
             leg.offer = make_offer(
-                local_address=self.media_address,
+                local_address=self._media_host(leg.call),
                 audio_port=endpoint.port,
                 session_id=leg.session_id,
                 session_version=leg.session_version,
@@ -308,6 +324,14 @@ class SipCalls:
             assert room is not None
             self._enter_room(leg, room.id, "guest", waiting=room.waiting_room)
         self.endpoint.answer(call, sdp)
+
+    def _media_host(self, call: Call) -> str:
+        """The address our SDP announces: the public host when set, else the interface the
+        call's INVITE arrived on (on a wildcard bind), else the configured media address."""
+        host = call.config.advertised_host
+        if is_unspecified(host):
+            return self.media_address
+        return host
 
     def _refuse_offer(self, call: UasCall, number: str, exc: SdpError) -> None:
         logger.info("unusable offer for %s: %s", number, exc)
@@ -375,7 +399,8 @@ class SipCalls:
         def answer(version: int) -> tuple[str, NegotiatedAudio | None]:
             result = answer_offer(
                 offer,
-                local_address=self.media_address,
+                families=self.families,
+                local_address=self._media_host(leg.call),
                 audio_port=leg.endpoint.port,
                 session_id=leg.session_id,
                 session_version=version,
@@ -408,7 +433,9 @@ class SipCalls:
         if leg.offer is None or sdp is None:
             return
         try:
-            negotiated = negotiate_answer(leg.offer, SessionDescription.parse(sdp))
+            negotiated = negotiate_answer(
+                leg.offer, SessionDescription.parse(sdp), families=self.families
+            )
         except SdpError as exc:
             negotiated = None
             logger.info("bad answer in ACK: %s", exc)
@@ -426,7 +453,7 @@ class SipCalls:
         if sdp is None:  # offerless re-INVITE: we offer again, the answer comes in the ACK
             leg.session_version += 1  # RFC 3264 8: a new offer is a new version
             leg.offer = make_offer(
-                local_address=self.media_address,
+                local_address=self._media_host(leg.call),
                 audio_port=leg.endpoint.port,
                 session_id=leg.session_id,
                 session_version=leg.session_version,

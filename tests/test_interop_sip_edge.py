@@ -1,0 +1,180 @@
+"""What a careless or hostile SIP peer sends, by raw sockets against a real gateway: SDP
+addresses we must not use, an offerless re-INVITE (CUCM resuming from hold), and a gateway
+bound to the wildcard address announcing where it can be reached."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.gateway_proc import GatewayProcess, start_gateway
+
+pytestmark = pytest.mark.interop
+
+HOST = "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    yield from start_gateway(tmp_path_factory.mktemp("edge"))
+
+
+def sdp(connection: str, port: int, direction: str = "sendrecv", version: int = 1) -> str:
+    return (
+        f"v=0\r\no=- 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc={connection}\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na={direction}\r\n"
+    )
+
+
+class RawUac:
+    """One UDP call by hand: enough SIP to send INVITE, ACK, re-INVITE and BYE."""
+
+    def __init__(self, gw_port: int, number: str, call_id: str) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.sock.settimeout(5)
+        self.port = self.sock.getsockname()[1]
+        self.gw = (HOST, gw_port)
+        self.number, self.call_id = number, call_id
+        self.cseq = 0
+        self.to_tag = ""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def request(self, method: str, body: str = "", cseq: int | None = None) -> None:
+        if cseq is None:
+            self.cseq += 1
+            cseq = self.cseq
+        to_tag = f";tag={self.to_tag}" if self.to_tag else ""
+        head = (
+            f"{method} sip:{self.number}@{HOST}:{self.gw[1]} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {HOST}:{self.port};branch=z9hG4bK{self.call_id}{method}{cseq}"
+            f"{time.monotonic_ns()};rport\r\n"
+            f"From: <sip:edge@{HOST}>;tag=from{self.call_id}\r\n"
+            f"To: <sip:{self.number}@{HOST}>{to_tag}\r\n"
+            f"Call-ID: {self.call_id}\r\nCSeq: {cseq} {'ACK' if method == 'ACK' else method}\r\n"
+            f"Contact: <sip:edge@{HOST}:{self.port}>\r\nMax-Forwards: 70\r\n"
+        )
+        if body:
+            head += f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+        else:
+            head += "Content-Length: 0\r\n\r\n"
+        self.sock.sendto(head.encode(), self.gw)
+
+    def final(self) -> tuple[int, bytes]:
+        """The next final response to our current CSeq (provisionals skipped)."""
+        while True:
+            data = self.sock.recv(65535)
+            if not data.startswith(b"SIP/2.0"):
+                continue  # a request from the gateway (not expected in these tests)
+            status = int(data.split(b" ", 2)[1])
+            if status >= 200 and f"CSeq: {self.cseq} ".encode() in data:
+                tag = re.search(rb"^To:.*;tag=([^;\r\n]+)", data, re.M | re.I)
+                if tag:
+                    self.to_tag = tag.group(1).decode()
+                return status, data
+
+
+def body_of(message: bytes) -> str:
+    return message.split(b"\r\n\r\n", 1)[1].decode()
+
+
+def rtp_count(sock: socket.socket, seconds: float) -> int:
+    sock.settimeout(0.1)
+    got, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            sock.recv(2048)
+            got += 1
+        except TimeoutError:
+            pass
+    return got
+
+
+@pytest.mark.parametrize(
+    ("connection", "why"),
+    [
+        ("IN IP4 localhost", "a host name would be resolved on the event loop"),
+        ("IN IP4 media.example.org", "a host name"),
+        ("IN IP6 ::1", "an address family our IPv4 sockets do not serve"),
+        ("IN IP4 ::1", "an IPv6 literal declared IP4"),
+    ],
+)
+def test_unusable_connection_address_gets_488(
+    gateway: GatewayProcess, connection: str, why: str
+) -> None:
+    room = gateway.create_room(name="c-line")
+    uac = RawUac(gateway.sip_port, str(room["number"]), f"cline{abs(hash(connection))}")
+    try:
+        uac.request("INVITE", sdp(connection, 40000))
+        status, _ = uac.final()
+        assert status == 488, why
+        uac.request("ACK", cseq=uac.cseq)
+    finally:
+        uac.close()
+
+
+def test_offerless_reinvite_resumes_from_hold_with_the_answer_in_the_ack(
+    gateway: GatewayProcess,
+) -> None:
+    room = gateway.create_room(name="cucm")
+    media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    media.bind((HOST, 0))
+    port = media.getsockname()[1]
+    uac = RawUac(gateway.sip_port, str(room["number"]), "cucm1")
+    try:
+        uac.request("INVITE", sdp("IN IP4 127.0.0.1", port))
+        status, _ = uac.final()
+        assert status == 200
+        uac.request("ACK", cseq=uac.cseq)
+        assert rtp_count(media, 1.0) > 20  # the room's (silent) audio flows
+        # hold: we say sendonly, so the gateway stops sending
+        uac.request("INVITE", sdp("IN IP4 127.0.0.1", port, "sendonly", version=2))
+        status, _ = uac.final()
+        assert status == 200
+        uac.request("ACK", cseq=uac.cseq)
+        rtp_count(media, 0.3)  # what was in flight
+        assert rtp_count(media, 1.0) == 0
+        # resume as CUCM does: a re-INVITE without SDP; the gateway offers in its 200 ...
+        uac.request("INVITE")
+        status, ok = uac.final()
+        assert status == 200
+        offer = body_of(ok)
+        version = int(re.search(r"^o=\S+ \S+ (\d+) ", offer, re.M).group(1))  # type: ignore[union-attr]
+        # ... a new version (RFC 3264 8), offering to send and receive
+        assert version > 0 and "a=sendonly" not in offer and "a=inactive" not in offer
+        # ... and our answer comes in the ACK: sendrecv again
+        uac.request("ACK", sdp("IN IP4 127.0.0.1", port, "sendrecv", version=3), cseq=uac.cseq)
+        assert rtp_count(media, 1.5) > 20, "still on hold: the ACK's answer was ignored"
+        uac.request("BYE")
+        assert uac.final()[0] == 200
+    finally:
+        uac.close()
+        media.close()
+
+
+def test_public_host_is_what_a_wildcard_bound_gateway_announces(tmp_path: Path) -> None:
+    for gw in start_gateway(
+        tmp_path, GATEWAY_SIP_HOST="0.0.0.0", GATEWAY_SIP_PUBLIC_HOST="127.0.0.1"
+    ):
+        room = gw.create_room(name="wild")
+        uac = RawUac(gw.sip_port, str(room["number"]), "wild1")
+        try:
+            uac.request("INVITE", sdp("IN IP4 127.0.0.1", 40002))
+            status, ok = uac.final()
+            assert status == 200
+            contact = re.search(rb"^Contact:\s*<sip:([^>;]+)", ok, re.M | re.I)
+            assert contact is not None and contact.group(1).startswith(b"127.0.0.1:"), ok
+            assert "c=IN IP4 127.0.0.1" in body_of(ok)
+            assert b"0.0.0.0" not in ok
+            uac.request("ACK", cseq=uac.cseq)
+            uac.request("BYE")
+            assert uac.final()[0] == 200
+        finally:
+            uac.close()
