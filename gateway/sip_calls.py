@@ -60,6 +60,7 @@ from sip.sdp import (
     make_offer,
     negotiate_answer,
 )
+from sip.transport import TcpLimits
 
 __all__ = ["RoomInfo", "RoomLookup", "SipCalls"]
 
@@ -147,6 +148,11 @@ class SipCalls:
             settings.sip_port,
             self.on_event,
             config=CallConfig(public_host=settings.sip_public_host),
+            tcp_limits=TcpLimits(
+                max_connections=settings.tcp_max_connections,
+                max_per_address=settings.tcp_max_per_address,
+                idle=settings.tcp_idle_seconds,
+            ),
         )
         #: Address families our RTP sockets serve (an offer in another one gets 488).
         self.families: tuple[str, ...] = (

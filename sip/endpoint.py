@@ -7,6 +7,10 @@ to the application's ``on_event`` callback after the sends of the same step.
 
 The application answers through the endpoint's commands (``answer``, ``reject``, ``hangup``,
 ``accept_offer``, ...), which run at once; it never touches the user agent's state.
+
+The TCP connection a call runs on is retained while the call lives (from ``IncomingCall``, or
+for our own calls from the first response that came on a connection) and released when it ends,
+so that connection is not closed for idleness under a long call.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from sip.auth import Credentials
-from sip.dialog import Call, CallConfig, CallEvent, UacCall, UasCall
+from sip.dialog import LINGER, Call, CallConfig, CallEvent, CallKey, IncomingCall, UacCall, UasCall
 from sip.message import NameAddr, Request, Response, SipUri
 from sip.transaction import CancelTimer, Send, StartTimer
-from sip.transport import SipTransport, Source
+from sip.transport import SipTransport, Source, TcpLimits
 from sip.useragent import Output, UserAgent
 
 __all__ = ["SipEndpoint"]
@@ -38,13 +42,18 @@ class SipEndpoint:
         on_event: EventHandler,
         *,
         config: CallConfig | None = None,
+        tcp_limits: TcpLimits | None = None,
     ) -> None:
-        self.transport = SipTransport(host, port, self._on_message)
+        self.transport = SipTransport(
+            host, port, self._on_message, limits=tcp_limits or TcpLimits()
+        )
         self.on_event = on_event
         self._config = config
         self.ua: UserAgent | None = None
         self._timers: dict[tuple[object, str], asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: The TCP source each live call retains (released when the call ends).
+        self._retained: dict[CallKey, Source] = {}
 
     @property
     def port(self) -> int:
@@ -70,6 +79,9 @@ class SipEndpoint:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        for source in self._retained.values():
+            self.transport.release(source)
+        self._retained.clear()
         await self.transport.stop()
 
     # -- time --------------------------------------------------------------------------------
@@ -84,19 +96,22 @@ class SipEndpoint:
 
     # -- input -------------------------------------------------------------------------------
     def _on_message(self, message: Request | Response, source: Source) -> None:
-        self._execute(self._agent().receive(message, source, self._now()))
+        outputs = self._agent().receive(message, source, self._now())
+        self._execute(outputs, source if isinstance(message, Response) else None)
 
     def _fire(self, owner: object, name: str) -> None:
         self._timers.pop((owner, name), None)
         self._execute(self._agent().timer_fired(owner, name, self._now()))
 
     # -- output ------------------------------------------------------------------------------
-    def _execute(self, outputs: list[Output]) -> None:
+    def _execute(self, outputs: list[Output], response_source: Source | None = None) -> None:
         events: list[CallEvent] = []
         for out in outputs:
             if isinstance(out, Send):
                 self._send(out)
             elif isinstance(out, StartTimer):
+                if out.name == LINGER and isinstance(out.owner, CallKey):
+                    self._release(out.owner)  # the call has ended (with or without an event)
                 key = (out.owner, out.name)
                 old = self._timers.pop(key, None)
                 if old is not None:
@@ -111,11 +126,33 @@ class SipEndpoint:
                     handle.cancel()
             else:
                 events.append(out)
+                self._track(out, response_source)
         for event in events:
             try:
                 self.on_event(event)
             except Exception:
                 logger.exception("error handling %s", type(event).__name__)
+
+    # -- connections of live calls -----------------------------------------------------------
+    def _track(self, event: CallEvent, response_source: Source | None) -> None:
+        """Retain the TCP connection of a call that has just shown up: an incoming call's
+        INVITE connection, or the connection a response to our call came on."""
+        call = event.call
+        if call.ended or call.key in self._retained:
+            return
+        source: object = None
+        if isinstance(event, IncomingCall) and isinstance(call, UasCall):
+            source = call.source
+        elif isinstance(call, UacCall):
+            source = response_source
+        if isinstance(source, Source) and source.connection is not None:
+            self.transport.retain(source)
+            self._retained[call.key] = source
+
+    def _release(self, key: CallKey) -> None:
+        source = self._retained.pop(key, None)
+        if source is not None:
+            self.transport.release(source)
 
     def _send(self, out: Send) -> None:
         message, dest = out.message, out.dest

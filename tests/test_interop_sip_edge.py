@@ -178,3 +178,23 @@ def test_public_host_is_what_a_wildcard_bound_gateway_announces(tmp_path: Path) 
             assert uac.final()[0] == 200
         finally:
             uac.close()
+
+
+def test_wildcard_bound_gateway_announces_the_interface_a_call_came_in_on(
+    tmp_path: Path,
+) -> None:
+    for gw in start_gateway(tmp_path, GATEWAY_SIP_HOST="0.0.0.0"):
+        room = gw.create_room(name="wild2")
+        uac = RawUac(gw.sip_port, str(room["number"]), "wild2")
+        try:
+            uac.request("INVITE", sdp("IN IP4 127.0.0.1", 40004))
+            status, ok = uac.final()
+            assert status == 200
+            contact = re.search(rb"^Contact:\s*<sip:([^>;]+)", ok, re.M | re.I)
+            assert contact is not None and contact.group(1).startswith(b"127.0.0.1:"), ok
+            assert "c=IN IP4 127.0.0.1" in body_of(ok)
+            uac.request("ACK", cseq=uac.cseq)
+            uac.request("BYE")
+            assert uac.final()[0] == 200
+        finally:
+            uac.close()
