@@ -198,3 +198,24 @@ def test_wildcard_bound_gateway_announces_the_interface_a_call_came_in_on(
             assert uac.final()[0] == 200
         finally:
             uac.close()
+
+
+def test_tcp_call_idle_beyond_the_idle_limit_is_still_reached(tmp_path: Path) -> None:
+    """A room system on TCP whose call carries no SIP for longer than the idle limit is
+    still reachable: removed from the room, it gets its BYE on the same connection."""
+    from tests.peers import sipp
+    from tests.peers.pcap import silence_packets, write_pcap
+
+    for gw in start_gateway(tmp_path, GATEWAY_TCP_IDLE_SECONDS="1"):
+        room = gw.create_room(name="tcp-idle")
+        pcap = write_pcap(tmp_path / "silence.pcap", silence_packets(8))
+        future = sipp.in_background(
+            sipp.run_dialin_expect_bye, HOST, gw.sip_port, str(room["number"]), pcap,
+            bye_ms=15000, transport="tcp",
+        )
+        [member] = gw.wait_participants(str(room["id"]), 1)
+        time.sleep(3)  # three idle limits without any SIP on the connection
+        status, _ = gw.api("DELETE", f"/api/rooms/{room['id']}/participants/{member['id']}")
+        assert status == 204
+        result = future.result(60)
+        assert result.ok, result.summary()
