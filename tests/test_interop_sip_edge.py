@@ -47,7 +47,9 @@ class RawUac:
     def close(self) -> None:
         self.sock.close()
 
-    def request(self, method: str, body: str = "", cseq: int | None = None) -> None:
+    def request(
+        self, method: str, body: str = "", cseq: int | None = None, extra: str = ""
+    ) -> None:
         if cseq is None:
             self.cseq += 1
             cseq = self.cseq
@@ -59,7 +61,7 @@ class RawUac:
             f"From: <sip:edge@{HOST}>;tag=from{self.call_id}\r\n"
             f"To: <sip:{self.number}@{HOST}>{to_tag}\r\n"
             f"Call-ID: {self.call_id}\r\nCSeq: {cseq} {'ACK' if method == 'ACK' else method}\r\n"
-            f"Contact: <sip:edge@{HOST}:{self.port}>\r\nMax-Forwards: 70\r\n"
+            f"Contact: <sip:edge@{HOST}:{self.port}>\r\nMax-Forwards: 70\r\n{extra}"
         )
         if body:
             head += f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}"
@@ -79,6 +81,34 @@ class RawUac:
                 if tag:
                     self.to_tag = tag.group(1).decode()
                 return status, data
+
+    def incoming(self, timeout: float) -> bytes:
+        """The next request the gateway sends us (responses skipped)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(65535)
+                if not data.startswith(b"SIP/2.0"):
+                    return data
+        finally:
+            self.sock.settimeout(5)
+
+    def respond(self, request: bytes, status: int, reason: str, body: str = "") -> None:
+        head, _, _ = request.partition(b"\r\n\r\n")
+        keep = [
+            line
+            for line in head.split(b"\r\n")[1:]
+            if line.split(b":", 1)[0].strip().lower()
+            in (b"via", b"from", b"to", b"call-id", b"cseq")
+        ]
+        out = b"SIP/2.0 %d %s\r\n" % (status, reason.encode()) + b"\r\n".join(keep) + b"\r\n"
+        out += f"Contact: <sip:edge@{HOST}:{self.port}>\r\n".encode()
+        if body:
+            out += f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            out += body.encode()
+        else:
+            out += b"Content-Length: 0\r\n\r\n"
+        self.sock.sendto(out, self.gw)
 
 
 def body_of(message: bytes) -> str:
@@ -210,8 +240,13 @@ def test_tcp_call_idle_beyond_the_idle_limit_is_still_reached(tmp_path: Path) ->
         room = gw.create_room(name="tcp-idle")
         pcap = write_pcap(tmp_path / "silence.pcap", silence_packets(8))
         future = sipp.in_background(
-            sipp.run_dialin_expect_bye, HOST, gw.sip_port, str(room["number"]), pcap,
-            bye_ms=15000, transport="tcp",
+            sipp.run_dialin_expect_bye,
+            HOST,
+            gw.sip_port,
+            str(room["number"]),
+            pcap,
+            bye_ms=15000,
+            transport="tcp",
         )
         [member] = gw.wait_participants(str(room["id"]), 1)
         time.sleep(3)  # three idle limits without any SIP on the connection
@@ -219,3 +254,33 @@ def test_tcp_call_idle_beyond_the_idle_limit_is_still_reached(tmp_path: Path) ->
         assert status == 204
         result = future.result(60)
         assert result.ok, result.summary()
+
+
+def test_refresh_answered_491_is_retried_and_the_call_survives(gateway: GatewayProcess) -> None:
+    """The gateway refreshes the session (we make it the refresher, at the smallest interval
+    RFC 4028 allows); we answer its first refresh 491 as a peer in glare would. It must try
+    again after the back-off, not drop the call, and the call must outlive the interval."""
+    room = gateway.create_room(name="refresh-491")
+    uac = RawUac(gateway.sip_port, str(room["number"]), "refresh491")
+    timer = "Supported: timer\r\nSession-Expires: 90;refresher=uas\r\nAllow: INVITE, ACK, BYE\r\n"
+    try:
+        uac.request("INVITE", sdp("IN IP4 127.0.0.1", 40006), extra=timer)
+        status, ok = uac.final()
+        assert status == 200
+        assert re.search(rb"^(Session-Expires|x):\s*90;refresher=uas", ok, re.M | re.I), ok
+        uac.request("ACK", cseq=uac.cseq)
+        first = uac.incoming(60)  # due at half the interval: 45 s
+        assert first.startswith(b"INVITE "), first
+        uac.respond(first, 491, "Request Pending")
+        assert uac.incoming(5).startswith(b"ACK "), "the 491 is not acknowledged"
+        began = time.monotonic()
+        again = uac.incoming(10)
+        assert again.startswith(b"INVITE "), again
+        assert time.monotonic() - began <= 4.5  # RFC 3261 14.1: 0-2 s for the non-owner
+        uac.respond(again, 200, "OK", sdp("IN IP4 127.0.0.1", 40006, version=2))
+        assert uac.incoming(5).startswith(b"ACK ")
+        assert len(gateway.participants(str(room["id"]))) == 1
+        uac.request("BYE")
+        assert uac.final()[0] == 200
+    finally:
+        uac.close()
