@@ -48,9 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dtmf.inband import COLUMNS, KEYPAD, ROWS, InbandDetector  # noqa: E402
 from gateway.media import AudioLeg, LegConfig  # noqa: E402
-from gateway.media.codecs import get_codec  # noqa: E402
-from gateway.media.resample import Resampler  # noqa: E402
 from gateway.mixer import RoomMixer  # noqa: E402
+from media.codecs import get_codec  # noqa: E402
+from media.resample import Resampler  # noqa: E402
 
 Pcm = npt.NDArray[np.int16]
 LEGS_PER_ROOM = 10

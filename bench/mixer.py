@@ -40,9 +40,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.media import AudioLeg, LegConfig  # noqa: E402
-from gateway.media.codecs import get_codec  # noqa: E402
 from gateway.media.transport import MixerClock  # noqa: E402
 from gateway.mixer import RoomMixer  # noqa: E402
+from media.codecs import get_codec  # noqa: E402
 
 LEGS_PER_ROOM = 10
 TICK = 0.020

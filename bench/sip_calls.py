@@ -37,14 +37,39 @@ def run_sipp(port: int, service: str, calls: int, rate: int, limit: int) -> tupl
     """Place ``calls`` calls; returns (seconds, successful, failed)."""
     with tempfile.TemporaryDirectory() as wd:
         argv = [
-            "sipp", f"127.0.0.1:{port}", "-sn", "uac", "-s", service, "-i", "127.0.0.1",
-            "-p", str(free_port()), "-m", str(calls), "-r", str(rate), "-l", str(limit),
-            "-nostdin", "-trace_stat", "-stf", f"{wd}/stat.csv", "-timeout", "300",
+            "sipp",
+            f"127.0.0.1:{port}",
+            "-sn",
+            "uac",
+            "-s",
+            service,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-m",
+            str(calls),
+            "-r",
+            str(rate),
+            "-l",
+            str(limit),
+            "-nostdin",
+            "-trace_stat",
+            "-stf",
+            f"{wd}/stat.csv",
+            "-timeout",
+            "300",
             "-timeout_error",
         ]
         start = time.perf_counter()
-        subprocess.run(argv, cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=320, check=False)
+        subprocess.run(
+            argv,
+            cwd=wd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=320,
+            check=False,
+        )
         elapsed = time.perf_counter() - start
         rows = [r.split(";") for r in Path(f"{wd}/stat.csv").read_text().splitlines() if r]
     stats = dict(zip(rows[0], rows[-1], strict=False))
@@ -55,7 +80,8 @@ def reference(calls: int, rate: int, limit: int) -> tuple[float, int, int]:
     port = free_port()
     uas = subprocess.Popen(
         ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-nostdin"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     time.sleep(1.0)
     try:
@@ -70,13 +96,17 @@ def gateway(calls: int, rate: int, limit: int) -> tuple[float, int, int]:
     with tempfile.TemporaryDirectory() as wd:
         env = {
             **os.environ,
-            "GATEWAY_SIP_PORT": str(sip_port), "GATEWAY_HTTP_PORT": str(http_port),
-            "GATEWAY_RTP_PORTS": "40000-49999", "GATEWAY_ADMIN_TOKEN": TOKEN,
-            "GATEWAY_DATABASE_URL": f"sqlite:///{wd}/bench.db", "PYTHONPATH": str(ROOT),
+            "GATEWAY_SIP_PORT": str(sip_port),
+            "GATEWAY_HTTP_PORT": str(http_port),
+            "GATEWAY_RTP_PORTS": "40000-49999",
+            "GATEWAY_ADMIN_TOKEN": TOKEN,
+            "GATEWAY_DATABASE_URL": f"sqlite:///{wd}/bench.db",
+            "PYTHONPATH": str(ROOT),
         }
         log = open(f"{wd}/gateway.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=wd, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway"], cwd=wd, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         try:
             base = f"http://127.0.0.1:{http_port}"
             for _ in range(100):
@@ -86,7 +116,9 @@ def gateway(calls: int, rate: int, limit: int) -> tuple[float, int, int]:
                 except OSError:
                     time.sleep(0.1)
             request = urllib.request.Request(
-                base + "/api/rooms", data=json.dumps({"name": "bench"}).encode(), method="POST",
+                base + "/api/rooms",
+                data=json.dumps({"name": "bench"}).encode(),
+                method="POST",
                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
             )
             try:
@@ -110,10 +142,14 @@ def main() -> None:
     ref_s, ref_ok, ref_failed = reference(args.calls, args.rate, args.limit)
     gw_s, gw_ok, gw_failed = gateway(args.calls, args.rate, args.limit)
     ref_cps, gw_cps = ref_ok / ref_s, gw_ok / gw_s
-    print(f"reference (sipp uas): {ref_ok} calls ({ref_failed} failed) in {ref_s:.1f} s "
-          f"= {ref_cps:.0f} call setups/s")
-    print(f"gateway:              {gw_ok} calls ({gw_failed} failed) in {gw_s:.1f} s "
-          f"= {gw_cps:.0f} call setups/s")
+    print(
+        f"reference (sipp uas): {ref_ok} calls ({ref_failed} failed) in {ref_s:.1f} s "
+        f"= {ref_cps:.0f} call setups/s"
+    )
+    print(
+        f"gateway:              {gw_ok} calls ({gw_failed} failed) in {gw_s:.1f} s "
+        f"= {gw_cps:.0f} call setups/s"
+    )
     print(f"gateway / reference: {gw_cps / ref_cps:.2f}")
 
 

@@ -80,8 +80,13 @@ def main() -> None:
         "GATEWAY_MAX_PENDING_PER_SOURCE": str(args.legs),
     }
     with open(log, "wb") as out:
-        gateway = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=work, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
+        gateway = subprocess.Popen(
+            [sys.executable, "-m", "gateway"],
+            cwd=work,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{http}"
     sipps: list[subprocess.Popen[bytes]] = []
     try:
@@ -98,23 +103,59 @@ def main() -> None:
         seconds = args.minutes * 60
         calls = max(per_room, math.ceil(per_room / mean_call * seconds))
         scenario = SCENARIO.read_text()
-        for key, value in (("talk_min", TALK[0]), ("talk_max", TALK[1]),
-                           ("hold_min", HOLD[0]), ("hold_max", HOLD[1])):
+        for key, value in (
+            ("talk_min", TALK[0]),
+            ("talk_max", TALK[1]),
+            ("hold_min", HOLD[0]),
+            ("hold_max", HOLD[1]),
+        ):
             scenario = scenario.replace(f"[{key}]", str(value))
         (work / "soak_call.xml").write_text(scenario)
         for i in range(args.rooms):
             room = api(base, "POST", "/api/rooms", {"name": f"soak {i}"})
             assert isinstance(room, dict)
-            sipps.append(subprocess.Popen(
-                ["sipp", f"127.0.0.1:{sip}", "-sf", "soak_call.xml", "-s", str(room["number"]),
-                 "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(32000 + 4 * i),
-                 "-rtp_echo", "-l", str(per_room), "-r", str(per_100s), "-rp", "100000",
-                 "-m", str(calls), "-nostdin", "-trace_stat", "-stf", f"stat{i}.csv",
-                 "-timeout", str(int(seconds + 300)), "-timeout_error"],
-                cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
-        print(f"{args.rooms} rooms x {per_room} legs, {calls} calls each, "
-              f"about {args.minutes:g} min; work files in {work}", flush=True)
+            sipps.append(
+                subprocess.Popen(
+                    [
+                        "sipp",
+                        f"127.0.0.1:{sip}",
+                        "-sf",
+                        "soak_call.xml",
+                        "-s",
+                        str(room["number"]),
+                        "-i",
+                        "127.0.0.1",
+                        "-p",
+                        str(free_port()),
+                        "-mp",
+                        str(32000 + 4 * i),
+                        "-rtp_echo",
+                        "-l",
+                        str(per_room),
+                        "-r",
+                        str(per_100s),
+                        "-rp",
+                        "100000",
+                        "-m",
+                        str(calls),
+                        "-nostdin",
+                        "-trace_stat",
+                        "-stf",
+                        f"stat{i}.csv",
+                        "-timeout",
+                        str(int(seconds + 300)),
+                        "-timeout_error",
+                    ],
+                    cwd=work,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        print(
+            f"{args.rooms} rooms x {per_room} legs, {calls} calls each, "
+            f"about {args.minutes:g} min; work files in {work}",
+            flush=True,
+        )
         peak: dict[str, object] = {}
         deadline = time.monotonic() + seconds + 300
         while any(p.poll() is None for p in sipps) and time.monotonic() < deadline:

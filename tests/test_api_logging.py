@@ -28,7 +28,9 @@ async def test_overlong_request_line_logs_one_line_without_traceback(
     for _ in range(20):
         answer = await _send_raw(port, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         assert answer.split(b" ")[1] == b"400"  # aiohttp still answers 400
-    records = [r for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("aiohttp")]
+    records = [
+        r for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("aiohttp")
+    ]
     assert all(r.exc_info is None and r.exc_text is None for r in records), [
         r.getMessage() for r in records
     ]

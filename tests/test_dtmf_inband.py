@@ -16,8 +16,8 @@ import pytest
 
 from dtmf.events import DIGITS
 from dtmf.inband import COLUMNS, KEYPAD, ROWS, InbandDetector
-from gateway.media.codecs import get_codec
-from gateway.media.resample import Resampler
+from media.codecs import get_codec
+from media.resample import Resampler
 
 Pcm = npt.NDArray[np.int16]
 RATES = (16000, 8000)

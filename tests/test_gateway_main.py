@@ -26,8 +26,12 @@ def test_bad_setting_stops_start_up_with_one_line(
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env[variable] = value
     done = subprocess.run(
-        [sys.executable, "-m", "gateway"], cwd=tmp_path, env=env, capture_output=True,
-        text=True, timeout=60,
+        [sys.executable, "-m", "gateway"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -39,8 +43,12 @@ def test_bad_setting_in_dotenv_file(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("GATEWAY_HTTP_PORT=eighty\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     done = subprocess.run(
-        [sys.executable, "-m", "gateway"], cwd=tmp_path, env=env, capture_output=True,
-        text=True, timeout=60,
+        [sys.executable, "-m", "gateway"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "GATEWAY_HTTP_PORT" in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -48,7 +48,8 @@ def finish(peer: PjsuaPeer, timeout: float = 30.0) -> None:
 
 
 def test_two_legs_hear_each_other_not_themselves(
-    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+    gateway: GatewayProcess,
+    peers: PeerFactory,  # noqa: F811
 ) -> None:
     uri = room_uri(gateway, gateway.create_room(name="two"))
     a, heard_a = call(peers, uri, 440, "PCMU", 6)
@@ -64,7 +65,8 @@ def test_two_legs_hear_each_other_not_themselves(
 
 
 def test_three_legs_one_codec_each(
-    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+    gateway: GatewayProcess,
+    peers: PeerFactory,  # noqa: F811
 ) -> None:
     room = gateway.create_room(name="three")
     uri = room_uri(gateway, room)
@@ -91,7 +93,8 @@ def test_three_legs_one_codec_each(
 
 
 def test_leg_with_five_percent_loss_still_delivers_its_tone(
-    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+    gateway: GatewayProcess,
+    peers: PeerFactory,  # noqa: F811
 ) -> None:
     uri = room_uri(gateway, room := gateway.create_room(name="lossy"))
     listener, heard = call(peers, uri, 440, "PCMU", 9)
@@ -104,8 +107,7 @@ def test_leg_with_five_percent_loss_still_delivers_its_tone(
     assert len(packets) - len(kept) >= 0.03 * len(packets)
     pcap = peers.path("lossy.pcap")
     write_pcap(pcap, kept)
-    result = sipp.run_pcap_call(HOST, gateway.sip_port, str(room["number"]), pcap, 6500,
-                                timeout=30)
+    result = sipp.run_pcap_call(HOST, gateway.sip_port, str(room["number"]), pcap, 6500, timeout=30)
     assert result.ok, result.summary()
     finish(listener)
     assert_contains_tone(heard, 1000, skip_seconds=1.0)
@@ -114,7 +116,8 @@ def test_leg_with_five_percent_loss_still_delivers_its_tone(
 
 
 def test_hold_and_unhold_keep_the_call_and_the_audio(
-    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+    gateway: GatewayProcess,
+    peers: PeerFactory,  # noqa: F811
 ) -> None:
     uri = room_uri(gateway, gateway.create_room(name="hold"))
     listener, heard = call(peers, uri, 440, "PCMU", 9)
@@ -129,7 +132,8 @@ def test_hold_and_unhold_keep_the_call_and_the_audio(
 
 
 def test_two_rooms_do_not_leak_into_each_other(
-    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+    gateway: GatewayProcess,
+    peers: PeerFactory,  # noqa: F811
 ) -> None:
     uri_a = room_uri(gateway, gateway.create_room(name="A"))
     uri_b = room_uri(gateway, gateway.create_room(name="B"))
@@ -152,7 +156,8 @@ def test_two_rooms_do_not_leak_into_each_other(
 
 
 def test_alone_in_a_room_the_call_stays(
-    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+    gateway: GatewayProcess,
+    peers: PeerFactory,  # noqa: F811
 ) -> None:
     uri = room_uri(gateway, gateway.create_room(name="alone"))
     peer, heard = call(peers, uri, 440, "G722", 4)
@@ -174,13 +179,20 @@ def speech_seconds(path: Path) -> float:
     "how", ["remove participant", "delete room", "deactivate room", "move its window"]
 )
 def test_removed_caller_hears_a_prompt_then_bye(
-    gateway: GatewayProcess, peers: PeerFactory, how: str  # noqa: F811
+    gateway: GatewayProcess,
+    peers: PeerFactory,
+    how: str,  # noqa: F811
 ) -> None:
     room = gateway.create_room(name="goodbye")
     record = peers.path("goodbye.wav")
     # Alone in the room: until the prompt it hears only silence.
-    peer = peers.pjsua_call(room_uri(gateway, room), play=peers.tone(1500), record=record,
-                            codecs=("PCMU",), max_seconds=30)
+    peer = peers.pjsua_call(
+        room_uri(gateway, room),
+        play=peers.tone(1500),
+        record=record,
+        codecs=("PCMU",),
+        max_seconds=30,
+    )
     peer.wait_event("CONFIRMED", 10)
     [participant] = gateway.wait_participants(str(room["id"]), 1)
     path = f"/api/rooms/{room['id']}"
@@ -188,11 +200,15 @@ def test_removed_caller_hears_a_prompt_then_bye(
         status, _ = gateway.api("PATCH", path, {"active": False})
         assert status == 200
     elif how == "move its window":
-        status, _ = gateway.api("PATCH", path, {
-            "permanent": False,
-            "starts_at": "2030-01-01T09:00:00+00:00",
-            "ends_at": "2030-01-01T10:00:00+00:00",
-        })
+        status, _ = gateway.api(
+            "PATCH",
+            path,
+            {
+                "permanent": False,
+                "starts_at": "2030-01-01T09:00:00+00:00",
+                "ends_at": "2030-01-01T10:00:00+00:00",
+            },
+        )
         assert status == 200
     else:
         if how == "remove participant":
@@ -210,8 +226,9 @@ def test_removed_caller_hears_a_prompt_then_bye(
 
 def test_a_new_pin_evicts_no_one(gateway: GatewayProcess, peers: PeerFactory) -> None:  # noqa: F811
     room = gateway.create_room(name="repin")
-    peer = peers.pjsua_call(room_uri(gateway, room), play=peers.tone(1500), seconds=6,
-                            codecs=("PCMU",))
+    peer = peers.pjsua_call(
+        room_uri(gateway, room), play=peers.tone(1500), seconds=6, codecs=("PCMU",)
+    )
     peer.wait_event("CONFIRMED", 10)
     gateway.wait_participants(str(room["id"]), 1)
     status, _ = gateway.api("PATCH", f"/api/rooms/{room['id']}", {"pin": "2468", "name": "x"})
@@ -224,7 +241,8 @@ def test_a_new_pin_evicts_no_one(gateway: GatewayProcess, peers: PeerFactory) ->
 
 
 def test_waiting_room_caller_hears_a_message_until_admitted(
-    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+    gateway: GatewayProcess,
+    peers: PeerFactory,  # noqa: F811
 ) -> None:
     room = gateway.create_room(name="lobby", waiting_room=True)
     uri = room_uri(gateway, room)
@@ -232,7 +250,9 @@ def test_waiting_room_caller_hears_a_message_until_admitted(
     host.wait_event("CONFIRMED", 10)
     [first] = gateway.wait_participants(str(room["id"]), 1)
     assert first["state"] == "waiting"
-    status, admitted = gateway.api("POST", f"/api/rooms/{room['id']}/participants/{first['id']}/admit")
+    status, admitted = gateway.api(
+        "POST", f"/api/rooms/{room['id']}/participants/{first['id']}/admit"
+    )
     assert status == 200 and admitted["state"] == "joined"
 
     guest, heard_by_guest = call(peers, uri, 1100, "PCMA", 8)
@@ -240,7 +260,9 @@ def test_waiting_room_caller_hears_a_message_until_admitted(
     waiting = [p for p in gateway.wait_participants(str(room["id"]), 2) if p["id"] != first["id"]]
     assert [p["state"] for p in waiting] == ["waiting"]
     time.sleep(4)  # the guest waits, hearing the message
-    status, _ = gateway.api("POST", f"/api/rooms/{room['id']}/participants/{waiting[0]['id']}/admit")
+    status, _ = gateway.api(
+        "POST", f"/api/rooms/{room['id']}/participants/{waiting[0]['id']}/admit"
+    )
     assert status == 200
     finish(guest)
     finish(host)

@@ -62,7 +62,10 @@ def only_participant(gateway: GatewayProcess, room_id: str) -> dict[str, Any]:  
 
 
 def participant_named(
-    gateway: GatewayProcess, room_id: str, name: str, count: int  # noqa: F811
+    gateway: GatewayProcess,
+    room_id: str,
+    name: str,
+    count: int,  # noqa: F811
 ) -> dict[str, Any]:
     found = gateway.wait_participants(room_id, count)
     assert len(found) == count, found
@@ -101,7 +104,8 @@ def wav_slice(src: Path, dst: Path, start: float, end: float) -> Path:
 
 # -- signalling ------------------------------------------------------------------------------
 def test_baresip_calls_in_and_hangs_up(
-    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+    gateway: GatewayProcess,
+    peers: PeerFactory,  # noqa: F811
 ) -> None:
     room = gateway.create_room(name="baresip in")
     bob = peers.baresip("bob", tone_hz=BARESIP_TONE)
@@ -118,7 +122,9 @@ def test_baresip_calls_in_and_hangs_up(
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_removing_the_participant_hangs_up_on_baresip(
-    gateway: GatewayProcess, peers: PeerFactory, transport: str  # noqa: F811
+    gateway: GatewayProcess,
+    peers: PeerFactory,
+    transport: str,  # noqa: F811
 ) -> None:
     room = gateway.create_room(name=f"baresip removed {transport}")
     bob = peers.baresip(
@@ -135,7 +141,8 @@ def test_removing_the_participant_hangs_up_on_baresip(
 
 
 def test_deleting_the_room_hangs_up_on_baresip(
-    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+    gateway: GatewayProcess,
+    peers: PeerFactory,  # noqa: F811
 ) -> None:
     room = gateway.create_room(name="baresip room deleted")
     bob = peers.baresip("bob", tone_hz=BARESIP_TONE)
@@ -161,7 +168,8 @@ def test_baresip_over_tcp(gateway: GatewayProcess, peers: PeerFactory) -> None: 
 
 # -- media -----------------------------------------------------------------------------------
 def test_baresip_g722_and_pjsua_pcmu_hear_each_other(
-    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+    gateway: GatewayProcess,
+    peers: PeerFactory,  # noqa: F811
 ) -> None:
     room = gateway.create_room(name="baresip audio")
     uri = room_uri(gateway, room)
@@ -169,7 +177,11 @@ def test_baresip_g722_and_pjsua_pcmu_hear_each_other(
     dial_in(bob, gateway, room)
     heard_by_pjsua = peers.path("pjsua-heard.wav")
     alice = peers.pjsua_call(
-        uri, play=peers.tone(PJSUA_TONE), record=heard_by_pjsua, seconds=6, codecs=("PCMU",),
+        uri,
+        play=peers.tone(PJSUA_TONE),
+        record=heard_by_pjsua,
+        seconds=6,
+        codecs=("PCMU",),
         max_seconds=30,
     )
     assert alice.wait_event("MEDIA", 10, status="ACTIVE")["codec"].startswith("PCMU")
@@ -190,7 +202,8 @@ def test_baresip_g722_and_pjsua_pcmu_hear_each_other(
 
 
 def test_muting_baresip_through_the_api(
-    gateway: GatewayProcess, peers: PeerFactory  # noqa: F811
+    gateway: GatewayProcess,
+    peers: PeerFactory,  # noqa: F811
 ) -> None:
     room = gateway.create_room(name="baresip mute")
     uri = room_uri(gateway, room)
@@ -198,7 +211,11 @@ def test_muting_baresip_through_the_api(
     dial_in(bob, gateway, room)
     heard = peers.path("pjsua-heard.wav")
     alice = peers.pjsua_call(
-        uri, play=peers.tone(PJSUA_TONE), record=heard, seconds=9.5, codecs=("PCMU",),
+        uri,
+        play=peers.tone(PJSUA_TONE),
+        record=heard,
+        seconds=9.5,
+        codecs=("PCMU",),
         max_seconds=30,
     )
     alice.wait_event("MEDIA", 10, status="ACTIVE")

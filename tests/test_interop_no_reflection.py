@@ -48,8 +48,13 @@ def test_unacked_invite_gets_no_rtp(gateway: GatewayProcess, tmp_path: Path) -> 
         victim.settimeout(0.2)
         sip.settimeout(5)
         sip.sendto(
-            invite(str(room["number"]), gateway.sip_port, sip.getsockname()[1],
-                   victim.getsockname()[1], "reflect1"),
+            invite(
+                str(room["number"]),
+                gateway.sip_port,
+                sip.getsockname()[1],
+                victim.getsockname()[1],
+                "reflect1",
+            ),
             (HOST, gateway.sip_port),
         )
         status = 0
@@ -79,14 +84,19 @@ def test_one_source_gets_503_over_its_unconfirmed_invite_cap(tmp_path: Path) -> 
             port = sip.getsockname()[1]
             finals: dict[str, bytes] = {}
             for i in range(3):
-                sip.sendto(invite(str(room["number"]), gw.sip_port, port, 40000, f"cap{i}"),
-                           (HOST, gw.sip_port))
+                sip.sendto(
+                    invite(str(room["number"]), gw.sip_port, port, 40000, f"cap{i}"),
+                    (HOST, gw.sip_port),
+                )
             deadline = time.monotonic() + 5
             while len(finals) < 3 and time.monotonic() < deadline:
                 data = sip.recv(65535)
                 status = int(data.split(b" ", 2)[1])
-                call_id = next(line.split(b":", 1)[1].strip().decode()
-                               for line in data.split(b"\r\n") if line.lower().startswith(b"call-id:"))
+                call_id = next(
+                    line.split(b":", 1)[1].strip().decode()
+                    for line in data.split(b"\r\n")
+                    if line.lower().startswith(b"call-id:")
+                )
                 if status >= 200:
                     finals.setdefault(call_id, data)
             statuses = {cid: int(d.split(b" ", 2)[1]) for cid, d in finals.items()}

@@ -50,7 +50,9 @@ ROOM_TONE, CALLER_TONE = 700, 440
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     yield from start_gateway(
-        tmp_path_factory.mktemp("menu-gateway"), GATEWAY_DIALIN_NUMBERS=DIALIN, GATEWAY_LANGUAGE="en"
+        tmp_path_factory.mktemp("menu-gateway"),
+        GATEWAY_DIALIN_NUMBERS=DIALIN,
+        GATEWAY_LANGUAGE="en",
     )
 
 
@@ -119,7 +121,9 @@ def poll_until(
             return seen
         if call is not None and call.done():
             result = call.result()
-            pytest.fail(f"call ended before {what}: participants {seen}\n{context(gateway, result)}")
+            pytest.fail(
+                f"call ended before {what}: participants {seen}\n{context(gateway, result)}"
+            )
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}: participants {seen}\n{context(gateway)}")
         time.sleep(0.2)
@@ -127,7 +131,9 @@ def poll_until(
 
 def joined(kind: str, role: str = "guest") -> Callable[[list[dict[str, Any]]], bool]:
     def check(found: list[dict[str, Any]]) -> bool:
-        return any(p["kind"] == kind and p["state"] == "joined" and p["role"] == role for p in found)
+        return any(
+            p["kind"] == kind and p["state"] == "joined" and p["role"] == role for p in found
+        )
 
     return check
 
@@ -156,8 +162,9 @@ def phone_joins(
     participant of ``kind``/``role``, let it hang up, check it left; returns the participant."""
     t0 = time.monotonic()
     call = start()
-    found = poll_until(gateway, str(room["id"]), joined(kind, role), t0 + join_by, call,
-                       f"a joined {kind} {role}")
+    found = poll_until(
+        gateway, str(room["id"]), joined(kind, role), t0 + join_by, call, f"a joined {kind} {role}"
+    )
     [participant] = [p for p in found if p["kind"] == kind]
     assert participant["state"] == "joined" and participant["role"] == role, participant
     assert participant["muted"] is False, participant
@@ -179,9 +186,22 @@ def test_code_as_rfc4733_joins_as_phone(
     room = gateway.create_room(name=f"rfc4733 {number} {payload_type}")
     # code + '#' from 1.0 s (ends 3.6 s), typed over the welcome prompt; the call stays 17 s.
     pcap, lead = rfc4733_pcap(tmp_path / "code.pcap", [(1.0, code_of(room) + "#")], payload_type)
-    phone_joins(gateway, room, lambda: in_background(
-        sipp.run_dialin_dtmf, HOST, gateway.sip_port, number, pcap, 16000, te_pt=payload_type,
-        lead_ms=lead, timeout=35), join_by=15.0)
+    phone_joins(
+        gateway,
+        room,
+        lambda: in_background(
+            sipp.run_dialin_dtmf,
+            HOST,
+            gateway.sip_port,
+            number,
+            pcap,
+            16000,
+            te_pt=payload_type,
+            lead_ms=lead,
+            timeout=35,
+        ),
+        join_by=15.0,
+    )
 
 
 # -- 2: SIP INFO ---------------------------------------------------------------------------------
@@ -192,27 +212,51 @@ def test_code_as_sip_info_joins_as_phone(
     room = gateway.create_room(name=f"info {kind}")
     silence = write_pcap(tmp_path / "silence.pcap", silence_packets(15.0))
     # one INFO per digit from 1.0 s, 200 ms apart (each must get a 200), then 13 s up.
-    phone_joins(gateway, room, lambda: in_background(
-        sipp.run_dialin_info, HOST, gateway.sip_port, DIALIN, code_of(room) + "#", kind=kind,
-        silence=silence, start_ms=1000, gap_ms=200, pause_ms=13000, timeout=35), join_by=15.0)
+    phone_joins(
+        gateway,
+        room,
+        lambda: in_background(
+            sipp.run_dialin_info,
+            HOST,
+            gateway.sip_port,
+            DIALIN,
+            code_of(room) + "#",
+            kind=kind,
+            silence=silence,
+            start_ms=1000,
+            gap_ms=200,
+            pause_ms=13000,
+            timeout=35,
+        ),
+        join_by=15.0,
+    )
 
 
 # -- 3: in-band tones ----------------------------------------------------------------------------
 def test_code_as_inband_tones_joins_as_phone(gateway: GatewayProcess, tmp_path: Path) -> None:
     room = gateway.create_room(name="inband")
     # PCMU only, no telephone-event: a continuous 17 s PCMU stream, the code's tones from 1.0 s.
-    pcap = write_pcap(tmp_path / "inband.pcap",
-                      inband_dtmf_packets(code_of(room) + "#", start=1.0, total_seconds=17.0))
-    phone_joins(gateway, room, lambda: in_background(
-        sipp.run_dialin_inband, HOST, gateway.sip_port, DIALIN, pcap, 17500, timeout=35),
-        join_by=16.0)
+    pcap = write_pcap(
+        tmp_path / "inband.pcap",
+        inband_dtmf_packets(code_of(room) + "#", start=1.0, total_seconds=17.0),
+    )
+    phone_joins(
+        gateway,
+        room,
+        lambda: in_background(
+            sipp.run_dialin_inband, HOST, gateway.sip_port, DIALIN, pcap, 17500, timeout=35
+        ),
+        join_by=16.0,
+    )
 
 
 # -- 4: audio crosses between a dial-in caller and a room system ---------------------------------
 def wav_slice(src: Path, dst: Path, start: float, end: float | None = None) -> Path:
     rate, samples = read_wav(src)
     part = samples[int(start * rate) : None if end is None else int(end * rate)]
-    assert len(part) >= rate, f"{src}: slice {start:.2f}-{end}s too short ({len(samples) / rate:.2f}s)"
+    assert len(part) >= rate, (
+        f"{src}: slice {start:.2f}-{end}s too short ({len(samples) / rate:.2f}s)"
+    )
     write_wav(dst, rate, part)
     return dst
 
@@ -232,21 +276,38 @@ def test_dialin_caller_and_room_hear_each_other(
     room = gateway.create_room(name=f"audio {method}")
     room_id = str(room["id"])
     system_heard, phone_heard = peers.path("system.wav"), peers.path("phone.wav")
-    system = peers.pjsua_call(f"sip:{room['number']}@{HOST}:{gateway.sip_port}",
-                              play=peers.tone(ROOM_TONE), record=system_heard, seconds=22,
-                              codecs=("PCMU",), max_seconds=40)
+    system = peers.pjsua_call(
+        f"sip:{room['number']}@{HOST}:{gateway.sip_port}",
+        play=peers.tone(ROOM_TONE),
+        record=system_heard,
+        seconds=22,
+        codecs=("PCMU",),
+        max_seconds=40,
+    )
     system.wait_event("CONFIRMED", 10)
     system_confirmed = time.monotonic()
     poll_until(gateway, room_id, joined("sip"), time.monotonic() + 5, what="the room system")
-    phone = peers.pjsua_call(f"sip:{DIALIN}@{HOST}:{gateway.sip_port}", play=peers.tone(CALLER_TONE),
-                             record=phone_heard, seconds=17, codecs=("PCMU", "PCMA", "G722"),
-                             dtmf=code_of(room) + "#", dtmf_method=method, dtmf_at=1.0,
-                             max_seconds=40)
+    phone = peers.pjsua_call(
+        f"sip:{DIALIN}@{HOST}:{gateway.sip_port}",
+        play=peers.tone(CALLER_TONE),
+        record=phone_heard,
+        seconds=17,
+        codecs=("PCMU", "PCMA", "G722"),
+        dtmf=code_of(room) + "#",
+        dtmf_method=method,
+        dtmf_at=1.0,
+        max_seconds=40,
+    )
     phone.wait_event("CONFIRMED", 10)
     confirmed = time.monotonic()
     phone.wait_event("DTMF_SENT", 5)
-    poll_until(gateway, room_id, lambda ps: joined("phone")(ps) and len(ps) == 2,
-               confirmed + 14, what="the dial-in caller in the room")
+    poll_until(
+        gateway,
+        room_id,
+        lambda ps: joined("phone")(ps) and len(ps) == 2,
+        confirmed + 14,
+        what="the dial-in caller in the room",
+    )
     joined_after = time.monotonic() - confirmed  # seconds into the phone's recording
     system_lead = confirmed - system_confirmed  # the system's recording began that much earlier
     phone_result = phone.wait_result(30)
@@ -258,18 +319,33 @@ def test_dialin_caller_and_room_hear_each_other(
     assert joined_after < 13.0, joined_after
     # In the menu the caller hears a spoken prompt, not the room; the room does not hear it.
     rate, heard = read_wav(phone_heard)
-    assert float(np.sqrt(np.mean(heard[: rate] ** 2))) > 0.01, "no prompt in the first second"
+    assert float(np.sqrt(np.mean(heard[:rate] ** 2))) > 0.01, "no prompt in the first second"
     menu = min(joined_after - 1.0, 5.0)
-    assert_no_steady_tone(wav_slice(phone_heard, peers.path("phone-menu.wav"), 0.5, menu),
-                          ROOM_TONE)
-    assert_no_steady_tone(wav_slice(system_heard, peers.path("system-menu.wav"), system_lead + 0.5,
-                                    system_lead + menu), CALLER_TONE)
+    assert_no_steady_tone(
+        wav_slice(phone_heard, peers.path("phone-menu.wav"), 0.5, menu), ROOM_TONE
+    )
+    assert_no_steady_tone(
+        wav_slice(
+            system_heard, peers.path("system-menu.wav"), system_lead + 0.5, system_lead + menu
+        ),
+        CALLER_TONE,
+    )
     # Once joined, each hears the other's tone.
-    assert_contains_tone(wav_slice(phone_heard, peers.path("phone-joined.wav"),
-                                   joined_after + 1.0), ROOM_TONE, skip_seconds=0.0)
-    assert_contains_tone(wav_slice(system_heard, peers.path("system-joined.wav"),
-                                   system_lead + joined_after + 1.0, system_lead + joined_after + 5.0),
-                         CALLER_TONE, skip_seconds=0.0)
+    assert_contains_tone(
+        wav_slice(phone_heard, peers.path("phone-joined.wav"), joined_after + 1.0),
+        ROOM_TONE,
+        skip_seconds=0.0,
+    )
+    assert_contains_tone(
+        wav_slice(
+            system_heard,
+            peers.path("system-joined.wav"),
+            system_lead + joined_after + 1.0,
+            system_lead + joined_after + 5.0,
+        ),
+        CALLER_TONE,
+        skip_seconds=0.0,
+    )
 
 
 # -- 5: wrong code, PIN, host PIN, direct dial of a PIN room -------------------------------------
@@ -279,8 +355,16 @@ def test_three_wrong_codes_get_goodbye_and_bye(gateway: GatewayProcess, tmp_path
     # three wrong codes at 1, 7 and 13 s (each 2.6 s long); the BYE must follow the third.
     pcap, lead = rfc4733_pcap(tmp_path / "wrong.pcap", [(1.0, bad), (7.0, bad), (13.0, bad)])
     t0 = time.monotonic()
-    call = in_background(sipp.run_dialin_expect_bye, HOST, gateway.sip_port, DIALIN, pcap, 29000,
-                         lead_ms=lead, timeout=40)
+    call = in_background(
+        sipp.run_dialin_expect_bye,
+        HOST,
+        gateway.sip_port,
+        DIALIN,
+        pcap,
+        29000,
+        lead_ms=lead,
+        timeout=40,
+    )
     while not call.done():
         assert gateway.participants(str(room["id"])) == []
         time.sleep(0.3)
@@ -295,10 +379,19 @@ def test_three_wrong_pins_get_goodbye_and_bye(gateway: GatewayProcess, tmp_path:
     room = gateway.create_room(name="wrong pin", pin=PIN)
     pcap, lead = rfc4733_pcap(
         tmp_path / "wrong-pin.pcap",
-        [(1.0, code_of(room) + "#"), (8.0, "1111#"), (13.0, "2222#"), (18.0, "3333#")])
+        [(1.0, code_of(room) + "#"), (8.0, "1111#"), (13.0, "2222#"), (18.0, "3333#")],
+    )
     t0 = time.monotonic()
-    call = in_background(sipp.run_dialin_expect_bye, HOST, gateway.sip_port, DIALIN, pcap, 31000,
-                         lead_ms=lead, timeout=42)
+    call = in_background(
+        sipp.run_dialin_expect_bye,
+        HOST,
+        gateway.sip_port,
+        DIALIN,
+        pcap,
+        31000,
+        lead_ms=lead,
+        timeout=42,
+    )
     while not call.done():
         assert gateway.participants(str(room["id"])) == []
         time.sleep(0.3)
@@ -308,26 +401,40 @@ def test_three_wrong_pins_get_goodbye_and_bye(gateway: GatewayProcess, tmp_path:
     assert elapsed > 19.0, f"BYE after {elapsed:.1f}s: before the third wrong PIN was typed"
 
 
-@pytest.mark.parametrize(("pin", "role"), [(PIN, "guest"), (HOST_PIN, "organiser")],
-                         ids=["pin", "host-pin"])
+@pytest.mark.parametrize(
+    ("pin", "role"), [(PIN, "guest"), (HOST_PIN, "organiser")], ids=["pin", "host-pin"]
+)
 def test_pin_room_asks_for_the_pin_then_joins(
     gateway: GatewayProcess, tmp_path: Path, pin: str, role: str
 ) -> None:
     room = gateway.create_room(name=f"pin {role}", pin=PIN, host_pin=HOST_PIN)
     # code at 1 s; the PIN at 8 s, while (or after) the PIN prompt plays; joined by ~20 s.
     pcap, lead = rfc4733_pcap(tmp_path / "pin.pcap", [(1.0, code_of(room) + "#"), (8.0, pin + "#")])
-    phone_joins(gateway, room, lambda: in_background(
-        sipp.run_dialin_dtmf, HOST, gateway.sip_port, DIALIN, pcap, 21000, lead_ms=lead,
-        timeout=40),
-        join_by=21.0, role=role)
+    phone_joins(
+        gateway,
+        room,
+        lambda: in_background(
+            sipp.run_dialin_dtmf,
+            HOST,
+            gateway.sip_port,
+            DIALIN,
+            pcap,
+            21000,
+            lead_ms=lead,
+            timeout=40,
+        ),
+        join_by=21.0,
+        role=role,
+    )
 
 
 def test_pin_room_without_its_pin_is_not_joined(gateway: GatewayProcess, tmp_path: Path) -> None:
     """The code alone does not let a caller into a PIN room (it is asked for the PIN)."""
     room = gateway.create_room(name="pin only code", pin=PIN)
     pcap, lead = rfc4733_pcap(tmp_path / "code.pcap", [(1.0, code_of(room) + "#")])
-    call = in_background(sipp.run_dialin_dtmf, HOST, gateway.sip_port, DIALIN, pcap, 11000,
-                         lead_ms=lead, timeout=30)
+    call = in_background(
+        sipp.run_dialin_dtmf, HOST, gateway.sip_port, DIALIN, pcap, 11000, lead_ms=lead, timeout=30
+    )
     while not call.done():
         assert gateway.participants(str(room["id"])) == []
         time.sleep(0.3)
@@ -335,17 +442,32 @@ def test_pin_room_without_its_pin_is_not_joined(gateway: GatewayProcess, tmp_pat
     finish(call, gateway)
 
 
-@pytest.mark.parametrize(("pin", "role"), [(PIN, "guest"), (HOST_PIN, "organiser")],
-                         ids=["pin", "host-pin"])
+@pytest.mark.parametrize(
+    ("pin", "role"), [(PIN, "guest"), (HOST_PIN, "organiser")], ids=["pin", "host-pin"]
+)
 def test_direct_dial_of_a_pin_room_asks_for_the_pin(
     gateway: GatewayProcess, tmp_path: Path, pin: str, role: str
 ) -> None:
     room = gateway.create_room(name=f"direct pin {role}", pin=PIN, host_pin=HOST_PIN)
     # answered 200 (no longer 403); the PIN at 2 s, over the PIN prompt.
     pcap, lead = rfc4733_pcap(tmp_path / "pin.pcap", [(2.0, pin + "#")])
-    phone_joins(gateway, room, lambda: in_background(
-        sipp.run_dialin_dtmf, HOST, gateway.sip_port, str(room["number"]), pcap, 14000,
-        lead_ms=lead, timeout=35), join_by=15.0, kind="sip", role=role)
+    phone_joins(
+        gateway,
+        room,
+        lambda: in_background(
+            sipp.run_dialin_dtmf,
+            HOST,
+            gateway.sip_port,
+            str(room["number"]),
+            pcap,
+            14000,
+            lead_ms=lead,
+            timeout=35,
+        ),
+        join_by=15.0,
+        kind="sip",
+        role=role,
+    )
 
 
 # -- 6: silence ------------------------------------------------------------------------------------
@@ -367,8 +489,11 @@ def test_caller_who_types_nothing_gets_bye_after_the_menu_timeout(
 def test_wrong_pins_lock_the_room_for_the_window(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
-    with own_gateway(tmp_path_factory.mktemp("menu-lockout"), GATEWAY_PIN_MAX_FAILURES="3",
-                     GATEWAY_PIN_LOCKOUT_SECONDS="6") as gw:
+    with own_gateway(
+        tmp_path_factory.mktemp("menu-lockout"),
+        GATEWAY_PIN_MAX_FAILURES="3",
+        GATEWAY_PIN_LOCKOUT_SECONDS="6",
+    ) as gw:
         room = gw.create_room(name="lockout", pin=PIN)
         room_id, code = str(room["id"]), code_of(room) + "#"
         # Three callers at once: the code at 0.5 s, a wrong PIN at 8 s (its '#' at ~9.2 s):
@@ -381,17 +506,43 @@ def test_wrong_pins_lock_the_room_for_the_window(
         # after the lockout ended): it joins.
         late, _ = rfc4733_pcap(tmp_path / "late.pcap", [(0.5, code), (8.0, PIN + "#")])
         t0 = time.monotonic()
-        failing = [in_background(sipp.run_dialin_dtmf, HOST, gw.sip_port, DIALIN, wrong, 10500,
-                                 lead_ms=lead, timeout=30) for _ in range(3)]
-        locked_out = in_background(sipp.run_dialin_expect_bye, HOST, gw.sip_port, DIALIN, early,
-                                   25500, lead_ms=lead, timeout=35)
+        failing = [
+            in_background(
+                sipp.run_dialin_dtmf,
+                HOST,
+                gw.sip_port,
+                DIALIN,
+                wrong,
+                10500,
+                lead_ms=lead,
+                timeout=30,
+            )
+            for _ in range(3)
+        ]
+        locked_out = in_background(
+            sipp.run_dialin_expect_bye,
+            HOST,
+            gw.sip_port,
+            DIALIN,
+            early,
+            25500,
+            lead_ms=lead,
+            timeout=35,
+        )
         while time.monotonic() < t0 + 12.0:
             assert gw.participants(room_id) == [], context(gw)
             time.sleep(0.3)
-        admitted = in_background(sipp.run_dialin_dtmf, HOST, gw.sip_port, DIALIN, late, 19500,
-                                 lead_ms=lead, timeout=35)
-        found = poll_until(gw, room_id, joined("phone"), t0 + 12.0 + 19.0, admitted,
-                           "the caller after the lockout window")
+        admitted = in_background(
+            sipp.run_dialin_dtmf, HOST, gw.sip_port, DIALIN, late, 19500, lead_ms=lead, timeout=35
+        )
+        found = poll_until(
+            gw,
+            room_id,
+            joined("phone"),
+            t0 + 12.0 + 19.0,
+            admitted,
+            "the caller after the lockout window",
+        )
         assert len(found) == 1, found  # only the late caller: the locked-out one never joined
         for call in failing:
             assert not call.result(30).timed_out
@@ -406,20 +557,35 @@ def test_star_six_toggles_own_mute(gateway: GatewayProcess, tmp_path: Path) -> N
     room = gateway.create_room(name="star six")
     room_id = str(room["id"])
     # code at 1 s (joined by ~9 s), *6 at 13 s, *6 again at 20 s, BYE at 25 s.
-    pcap, lead = rfc4733_pcap(tmp_path / "mute.pcap",
-                              [(1.0, code_of(room) + "#"), (13.0, "*6"), (20.0, "*6")])
+    pcap, lead = rfc4733_pcap(
+        tmp_path / "mute.pcap", [(1.0, code_of(room) + "#"), (13.0, "*6"), (20.0, "*6")]
+    )
     t0 = time.monotonic()
-    call = in_background(sipp.run_dialin_dtmf, HOST, gateway.sip_port, DIALIN, pcap, 24000,
-                         lead_ms=lead, timeout=40)
-    [before] = poll_until(gateway, room_id, joined("phone"), t0 + 12.5, call,
-                          "the caller joined before its *6")
+    call = in_background(
+        sipp.run_dialin_dtmf, HOST, gateway.sip_port, DIALIN, pcap, 24000, lead_ms=lead, timeout=40
+    )
+    [before] = poll_until(
+        gateway, room_id, joined("phone"), t0 + 12.5, call, "the caller joined before its *6"
+    )
     assert before["muted"] is False, before
-    [muted] = poll_until(gateway, room_id, lambda ps: len(ps) == 1 and ps[0]["muted"] is True,
-                         t0 + 19.5, call, "muted: true after *6")
+    [muted] = poll_until(
+        gateway,
+        room_id,
+        lambda ps: len(ps) == 1 and ps[0]["muted"] is True,
+        t0 + 19.5,
+        call,
+        "muted: true after *6",
+    )
     assert muted["id"] == before["id"]
     assert time.monotonic() > t0 + 13.0, "muted before *6 was typed"
-    [unmuted] = poll_until(gateway, room_id, lambda ps: len(ps) == 1 and ps[0]["muted"] is False,
-                           t0 + 24.5, call, "muted: false after the second *6")
+    [unmuted] = poll_until(
+        gateway,
+        room_id,
+        lambda ps: len(ps) == 1 and ps[0]["muted"] is False,
+        t0 + 24.5,
+        call,
+        "muted: false after the second *6",
+    )
     assert unmuted["id"] == before["id"] and unmuted["state"] == "joined"
     assert time.monotonic() > t0 + 20.0, "unmuted before the second *6 was typed"
     finish(call, gateway)

@@ -164,9 +164,7 @@ async def wait_rtp(sink: RtpSink, payload_type: int, count: int = 10) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.parametrize(
-    ("callee_codec", "payload_type"), [("G722", 9), ("PCMU", 0), ("PCMA", 8)]
-)
+@pytest.mark.parametrize(("callee_codec", "payload_type"), [("G722", 9), ("PCMU", 0), ("PCMA", 8)])
 async def test_dial_pjsua_talk_and_hang_up(
     uac: Uac, rtp: tuple[int, RtpSink], tone: Path, callee_codec: str, payload_type: int
 ) -> None:

@@ -22,8 +22,12 @@ def quick_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayP
 def test_silent_leg_is_hung_up(quick_gateway: GatewayProcess) -> None:
     room = quick_gateway.create_room(name="silent")
     result = sipp.run_uac(
-        HOST, quick_gateway.sip_port, str(room["number"]),
-        scenario_file=sipp.scenario("uac_silent_expect_bye"), keys={"bye_ms": 6000}, timeout=20,
+        HOST,
+        quick_gateway.sip_port,
+        str(room["number"]),
+        scenario_file=sipp.scenario("uac_silent_expect_bye"),
+        keys={"bye_ms": 6000},
+        timeout=20,
     )
     assert result.ok, result.summary()
     assert quick_gateway.participants(str(room["id"])) == []
@@ -33,8 +37,11 @@ def test_silent_leg_on_hold_is_kept(quick_gateway: GatewayProcess) -> None:
     room = quick_gateway.create_room(name="on hold")
     # 4 s on hold without RTP, twice the timeout; the caller then hangs up itself.
     result = sipp.run_uac(
-        HOST, quick_gateway.sip_port, str(room["number"]),
-        scenario_file=sipp.scenario("uac_hold_silent"), keys={"pause_ms": 4000}, timeout=20,
+        HOST,
+        quick_gateway.sip_port,
+        str(room["number"]),
+        scenario_file=sipp.scenario("uac_hold_silent"),
+        keys={"pause_ms": 4000},
+        timeout=20,
     )
     assert result.ok, result.summary()
-

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from aiortc.rtp import RtcpPacket, RtcpSrPacket, RtpPacket
 
-from gateway.media.codecs import get_codec
+from media.codecs import get_codec
 from sip.dialog import CallEnded, CallEstablished, ReinviteAnswered
 from sip.endpoint import SipEndpoint
 from sip.message import NameAddr, SipUri
@@ -57,7 +57,8 @@ async def caller() -> AsyncIterator[tuple[SipEndpoint, EventLog]]:
 
 
 async def test_symmetric_rtp_rtcp_reports_and_hold(
-    gateway: GatewayProcess, caller: tuple[SipEndpoint, EventLog]  # noqa: F811
+    gateway: GatewayProcess,
+    caller: tuple[SipEndpoint, EventLog],  # noqa: F811
 ) -> None:
     endpoint, events = caller
     room = gateway.create_room(name="wire")
@@ -67,12 +68,17 @@ async def test_symmetric_rtp_rtcp_reports_and_hold(
     nat_rtp, at_nat_port = await udp(0)  # where our RTP really comes from
     try:
         session_id = secrets.randbelow(2**31)
-        offer = make_offer(local_address=HOST, audio_port=sdp_port,
-                           session_id=session_id, session_version=0,
-                           codecs=("PCMU",))
+        offer = make_offer(
+            local_address=HOST,
+            audio_port=sdp_port,
+            session_id=session_id,
+            session_version=0,
+            codecs=("PCMU",),
+        )
         call = endpoint.dial(
             SipUri.parse(f"sip:{room['number']}@{HOST}:{gateway.sip_port}"),
-            from_=NameAddr.parse(f"<sip:wire@{HOST}:{endpoint.port}>"), offer=str(offer),
+            from_=NameAddr.parse(f"<sip:wire@{HOST}:{endpoint.port}>"),
+            offer=str(offer),
         )
         established = await events.next(CallEstablished)
         assert established.sdp is not None
@@ -87,8 +93,13 @@ async def test_symmetric_rtp_rtcp_reports_and_hold(
         start = loop.time()
         for seq in range(350):
             pcm = (10000 * np.sin(2 * np.pi * 1000 * (t + seq * 0.02))).astype(np.int16)
-            packet = RtpPacket(payload_type=0, sequence_number=seq, timestamp=seq * 160,
-                               ssrc=SSRC, payload=encoder.encode(pcm))
+            packet = RtpPacket(
+                payload_type=0,
+                sequence_number=seq,
+                timestamp=seq * 160,
+                ssrc=SSRC,
+                payload=encoder.encode(pcm),
+            )
             if seq % 10 != 5:
                 nat_rtp.sendto(packet.serialize(), target)
             await asyncio.sleep(max(0.0, start + (seq + 1) * 0.02 - loop.time()))
@@ -130,9 +141,14 @@ async def test_symmetric_rtp_rtcp_reports_and_hold(
         for version, (direction, expected) in enumerate(
             (("sendonly", "recvonly"), ("sendrecv", "sendrecv")), start=1
         ):
-            reoffer = make_offer(local_address=HOST, audio_port=sdp_port,
-                                 session_id=session_id, session_version=version, codecs=("PCMU",),
-                                 direction=direction)
+            reoffer = make_offer(
+                local_address=HOST,
+                audio_port=sdp_port,
+                session_id=session_id,
+                session_version=version,
+                codecs=("PCMU",),
+                direction=direction,
+            )
             endpoint.reinvite(call, str(reoffer))
             answered = await events.next(ReinviteAnswered)
             assert answered.sdp is not None

@@ -21,21 +21,34 @@ def room(gateway: GatewayProcess) -> dict[str, object]:  # noqa: F811
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_builtin_uac_calls_a_room(
-    gateway: GatewayProcess, room: dict[str, object], transport: str  # noqa: F811
+    gateway: GatewayProcess,
+    room: dict[str, object],
+    transport: str,  # noqa: F811
 ) -> None:
     result = sipp.run_uac(
-        HOST, gateway.sip_port, str(room["number"]), transport=transport,  # type: ignore[arg-type]
-        calls=20, rate=20, timeout=60,
+        HOST,
+        gateway.sip_port,
+        str(room["number"]),
+        transport=transport,  # type: ignore[arg-type]
+        calls=20,
+        rate=20,
+        timeout=60,
     )
     assert result.ok, result.summary()
     assert result.successful == 20
 
 
 def test_thousand_calls_at_fifty_per_second(
-    gateway: GatewayProcess, room: dict[str, object]  # noqa: F811
+    gateway: GatewayProcess,
+    room: dict[str, object],  # noqa: F811
 ) -> None:
     result = sipp.run_uac(
-        HOST, gateway.sip_port, str(room["number"]), calls=1000, rate=50, max_concurrent=200,
+        HOST,
+        gateway.sip_port,
+        str(room["number"]),
+        calls=1000,
+        rate=50,
+        max_concurrent=200,
         timeout=120,
     )
     assert result.ok, result.summary()
@@ -43,12 +56,19 @@ def test_thousand_calls_at_fifty_per_second(
 
 
 def test_calls_survive_lost_packets(
-    gateway: GatewayProcess, room: dict[str, object]  # noqa: F811
+    gateway: GatewayProcess,
+    room: dict[str, object],  # noqa: F811
 ) -> None:
     # sipp drops 10 % of what it sends and receives; our retransmissions must recover.
     result = sipp.run_uac(
-        HOST, gateway.sip_port, str(room["number"]), calls=30, rate=10, lost_percent=10,
-        timeout=120, extra_args=["-recv_timeout", "40000"],
+        HOST,
+        gateway.sip_port,
+        str(room["number"]),
+        calls=30,
+        rate=10,
+        lost_percent=10,
+        timeout=120,
+        extra_args=["-recv_timeout", "40000"],
     )
     assert result.failed == 0, result.summary()
     assert result.successful == 30
@@ -70,7 +90,9 @@ def test_inactive_room_gets_480(gateway: GatewayProcess) -> None:  # noqa: F811
 def test_room_outside_its_window_gets_480(gateway: GatewayProcess) -> None:  # noqa: F811
     start = datetime.now(UTC) + timedelta(days=1)
     later = gateway.create_room(
-        name="tomorrow", permanent=False, starts_at=start.isoformat(),
+        name="tomorrow",
+        permanent=False,
+        starts_at=start.isoformat(),
         ends_at=(start + timedelta(hours=1)).isoformat(),
     )
     result = sipp.run_expect_status(HOST, gateway.sip_port, str(later["number"]), 480)
@@ -84,7 +106,8 @@ def test_options_is_answered_200(gateway: GatewayProcess) -> None:  # noqa: F811
 
 
 def test_hold_and_unhold_reinvites_keep_the_call(
-    gateway: GatewayProcess, room: dict[str, object]  # noqa: F811
+    gateway: GatewayProcess,
+    room: dict[str, object],  # noqa: F811
 ) -> None:
     result = sipp.run_hold_unhold(HOST, gateway.sip_port, str(room["number"]), hold_ms=500)
     assert result.ok, result.summary()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from test_media_signals import amplitude_at, band_power, peak_frequency, tone
 
-from gateway.media.codecs import (
+from media.codecs import (
     ALAW_DECODE,
     ALAW_ENCODE,
     CODECS,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gateway.media.jitter import JitterBuffer
+from media.jitter import JitterBuffer
 
 
 def _payload(seq: int) -> bytes:

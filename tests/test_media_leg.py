@@ -394,7 +394,9 @@ def test_a_waiting_member_does_not_grow_without_bound() -> None:
     for i in range(20_000):  # nobody pulls: a waiting-room member
         leg.on_rtp(_rtp(i & 0xFFFF, 160 * i & 0xFFFFFFFF), SDP_ADDR, i * 0.02)
         if i % 100 == 0:
-            leg.on_rtp(_rtp(i & 0xFFFF, 0, pt=101, payload=bytes([1, 0, 0, 160])), SDP_ADDR, i * 0.02)
+            leg.on_rtp(
+                _rtp(i & 0xFFFF, 0, pt=101, payload=bytes([1, 0, 0, 160])), SDP_ADDR, i * 0.02
+            )
     assert len(leg._jitter) <= leg._jitter.capacity
     assert len(leg.events) <= 256
 
@@ -413,10 +415,14 @@ def test_audio_after_a_200_ms_digit_is_not_dropped_as_late() -> None:
         seq, ts = seq + 1, ts + 160
     start = ts
     for k in range(10):  # 200 ms digit, one packet per 20 ms, all with the event timestamp
-        packets.append(_rtp(seq, start, pt=101, payload=bytes([5, 10]) + (160 * (k + 1)).to_bytes(2, "big")))
+        packets.append(
+            _rtp(seq, start, pt=101, payload=bytes([5, 10]) + (160 * (k + 1)).to_bytes(2, "big"))
+        )
         seq += 1
     for _ in range(3):  # the end packet, three times
-        packets.append(_rtp(seq, start, pt=101, payload=bytes([5, 0x8A]) + (1600).to_bytes(2, "big")))
+        packets.append(
+            _rtp(seq, start, pt=101, payload=bytes([5, 0x8A]) + (1600).to_bytes(2, "big"))
+        )
         seq += 1
     ts = start + 1600 + 3 * 160
     for _ in range(50):  # audio again
@@ -435,7 +441,7 @@ def test_audio_after_a_200_ms_digit_is_not_dropped_as_late() -> None:
 def test_leg_under_sender_clock_drift(interval: float) -> None:
     leg = _leg()
     voice = tone(300, 160 * 8, 8000)
-    from gateway.media.codecs import ULAW_ENCODE
+    from media.codecs import ULAW_ENCODE
 
     payload = ULAW_ENCODE[voice[:160].view(np.uint16)].tobytes()
     n_packets = int(120.0 / interval)

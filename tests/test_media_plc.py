@@ -5,7 +5,7 @@ import pytest
 from test_media_signals import max_jump, tone
 
 from gateway.media import AudioLeg, LegConfig
-from gateway.media.plc import Concealer
+from media.plc import Concealer
 
 AMP = 8000.0
 

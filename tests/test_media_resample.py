@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from test_media_signals import amplitude_at, max_jump, peak_frequency, tone
 
-from gateway.media.resample import Resampler
+from media.resample import Resampler
 
 RATIOS = [
     (8000, 16000),

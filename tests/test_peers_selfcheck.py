@@ -62,7 +62,10 @@ def test_mix_of_two_tones_is_detected_and_a_missing_one_is_not(tmp_path: Path) -
     rate, x = read_wav(p)
     assert rate == 16000
     assert tone_power(x, rate, 440) == pytest.approx(0.125**2 / 2 * 4, rel=0.1)  # amplitude 0.25
-    assert sorted(round(f / 10) * 10 for f, _ in dominant_frequencies(x, rate, count=2)) == [440, 700]
+    assert sorted(round(f / 10) * 10 for f, _ in dominant_frequencies(x, rate, count=2)) == [
+        440,
+        700,
+    ]
 
 
 @pytest.mark.parametrize("law", ["ulaw", "alaw"])
@@ -116,8 +119,23 @@ def test_pcap_is_readable_rtp(tmp_path: Path) -> None:
     if shutil.which("tshark") is None:
         pytest.skip("no tshark")
     out = subprocess.run(
-        ["tshark", "-r", str(pcap), "-d", "udp.port==7000,rtp", "-T", "fields", "-e", "rtp.p_type", "-e", "rtp.seq"],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            "tshark",
+            "-r",
+            str(pcap),
+            "-d",
+            "udp.port==7000,rtp",
+            "-T",
+            "fields",
+            "-e",
+            "rtp.p_type",
+            "-e",
+            "rtp.seq",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout.split("\n")
     rows = [r.split("\t") for r in out if r.strip()]
     assert len(rows) == len(pkts)
@@ -142,7 +160,9 @@ def tones(tmp_path: Path) -> dict[int, Path]:
 def test_pjsua_calls_baresip_tones_both_ways(tmp_path: Path, tones: dict[int, Path]) -> None:
     heard_by_pjsua = tmp_path / "pjsua_heard.wav"
     with Baresip(tmp_path / "baresip", source_wav=tones[700], user="bob") as bob:
-        caller = PjsuaPeer.call(bob.uri, play=tones[440], record=heard_by_pjsua, seconds=3.5, max_seconds=20)
+        caller = PjsuaPeer.call(
+            bob.uri, play=tones[440], record=heard_by_pjsua, seconds=3.5, max_seconds=20
+        )
         with caller:
             caller.wait_event("CONFIRMED", timeout=10)
             bob.wait_event("CALL_ESTABLISHED", timeout=10)
@@ -162,10 +182,15 @@ def test_pjsua_calls_baresip_tones_both_ways(tmp_path: Path, tones: dict[int, Pa
 
 
 @pytest.mark.interop
-def test_baresip_calls_pjsua_with_g722_and_rfc4733_dtmf(tmp_path: Path, tones: dict[int, Path]) -> None:
+def test_baresip_calls_pjsua_with_g722_and_rfc4733_dtmf(
+    tmp_path: Path, tones: dict[int, Path]
+) -> None:
     heard_by_pjsua = tmp_path / "pjsua_heard.wav"
     callee = PjsuaPeer.answer(play=tones[700], record=heard_by_pjsua, max_seconds=20)
-    with callee, Baresip(tmp_path / "alice", source_wav=tones[1100], user="alice", codecs=["G722"]) as alice:
+    with (
+        callee,
+        Baresip(tmp_path / "alice", source_wav=tones[1100], user="alice", codecs=["G722"]) as alice,
+    ):
         alice.dial(callee.uri)
         alice.wait_event("CALL_ESTABLISHED", timeout=10)
         media = callee.wait_event("MEDIA", timeout=10, status="ACTIVE")
@@ -192,8 +217,16 @@ def test_pjsua_to_pjsua_info_dtmf_and_hold(tmp_path: Path, tones: dict[int, Path
     callee = PjsuaPeer.answer(play=tones[700], record=tmp_path / "callee.wav", max_seconds=20)
     with callee:
         caller = PjsuaPeer.call(
-            callee.uri, play=tones[440], record=tmp_path / "caller.wav", seconds=4.0,
-            dtmf="9*", dtmf_method="info", dtmf_at=0.5, hold_at=1.5, unhold_at=2.5, max_seconds=20,
+            callee.uri,
+            play=tones[440],
+            record=tmp_path / "caller.wav",
+            seconds=4.0,
+            dtmf="9*",
+            dtmf_method="info",
+            dtmf_at=0.5,
+            hold_at=1.5,
+            unhold_at=2.5,
+            max_seconds=20,
         )
         with caller:
             res_caller = caller.wait_result(timeout=20)
@@ -241,9 +274,13 @@ def test_sipp_scenarios_against_stub_uas(tmp_path: Path) -> None:
         assert r404.ok, r404.summary()
         wrong = run_expect_status("127.0.0.1", uas.port, "480", 404, timeout=10)
         assert wrong.failed == 1 and not wrong.ok
-        fixed = run_uac("127.0.0.1", uas.port, "404", scenario_file=scenario("uac_expect_404"), timeout=10)
+        fixed = run_uac(
+            "127.0.0.1", uas.port, "404", scenario_file=scenario("uac_expect_404"), timeout=10
+        )
         assert fixed.ok, fixed.summary()
-        lossy = run_uac("127.0.0.1", uas.port, "1000", calls=4, rate=20, lost_percent=10, timeout=20)
+        lossy = run_uac(
+            "127.0.0.1", uas.port, "1000", calls=4, rate=20, lost_percent=10, timeout=20
+        )
         assert lossy.successful + lossy.failed == 4, lossy.summary()
         played = run_pcap_call("127.0.0.1", uas.port, "1000", pcap, pause_ms=2200, timeout=15)
         assert played.ok, played.summary()

@@ -299,6 +299,17 @@ def test_overlay_lays_a_prompt_over_the_room_then_steps_aside() -> None:
 
 @pytest.mark.parametrize("language", ["fr", "en"])
 def test_every_menu_prompt_exists(language: str) -> None:
-    for name in ("welcome", "enter_pin", "enter_host_pin", "wrong_code", "wrong_pin",
-                 "room_locked", "not_open", "joining", "goodbye", "muted", "unmuted"):
+    for name in (
+        "welcome",
+        "enter_pin",
+        "enter_host_pin",
+        "wrong_code",
+        "wrong_pin",
+        "room_locked",
+        "not_open",
+        "joining",
+        "goodbye",
+        "muted",
+        "unmuted",
+    ):
         assert prompts.frames(name, language)

@@ -83,7 +83,9 @@ class Net:
             self.apply(target, self.uas[target].receive(msg, source, self.now))
 
     def advance(self, until: float) -> None:
-        advance(self, until, lambda k, t: self.apply(k[0], self.uas[k[0]].timer_fired(k[1], k[2], t)))  # type: ignore[index]
+        advance(
+            self, until, lambda k, t: self.apply(k[0], self.uas[k[0]].timer_fired(k[1], k[2], t))
+        )  # type: ignore[index]
 
     def ev(self, name: str, cls: type) -> list[Any]:
         return [e for _, n, e in self.events if n == name and isinstance(e, cls)]
@@ -821,7 +823,9 @@ def bye_destination(source: Destination, extra: tuple[str, ...] = (), via_params
     ua = UserAgent(cfg(B_HOST))
     invite = raw_request("INVITE", to_tag=None, body=OFFER, extra=extra)
     if via_params:
-        raw = serialise(invite).replace(b";branch=z9hG4bKraw1", b";branch=z9hG4bKraw1" + via_params.encode())
+        raw = serialise(invite).replace(
+            b";branch=z9hG4bKraw1", b";branch=z9hG4bKraw1" + via_params.encode()
+        )
         invite = parse(raw)  # type: ignore[assignment]
     out = ua.receive(invite, source, 0.0)
     call = next(o.call for o in out if isinstance(o, IncomingCall))
@@ -829,7 +833,9 @@ def bye_destination(source: Destination, extra: tuple[str, ...] = (), via_params
     ok = sent[-1].message
     assert isinstance(ok, Response)
     ua.receive(ack(ok), source, 0.1)
-    byes = [o for o in ua.hangup(call, 1.0) if isinstance(o, Send) and isinstance(o.message, Request)]
+    byes = [
+        o for o in ua.hangup(call, 1.0) if isinstance(o, Send) and isinstance(o.message, Request)
+    ]
     assert [b.message.method for b in byes] == ["BYE"]  # type: ignore[union-attr]
     return byes[0].dest
 
@@ -855,13 +861,15 @@ def test_in_dialog_requests_over_tcp_reuse_the_connection() -> None:
 def test_in_dialog_requests_follow_the_route_set_through_a_proxy() -> None:
     nat = Destination("UDP", "203.0.113.7", 40000)
     dest = bye_destination(
-        nat, extra=("Record-Route: <sip:198.51.100.70:5070;lr>",),
+        nat,
+        extra=("Record-Route: <sip:198.51.100.70:5070;lr>",),
         via_params=";received=203.0.113.7",
     )
     assert (dest.host, dest.port) == ("198.51.100.70", 5070)
     # A proxy known by name only: no DNS, back where the INVITE came from.
     dest = bye_destination(
-        nat, extra=("Record-Route: <sip:proxy.example.org:5070;lr>",),
+        nat,
+        extra=("Record-Route: <sip:proxy.example.org:5070;lr>",),
         via_params=";received=203.0.113.7",
     )
     assert (dest.host, dest.port) == ("203.0.113.7", 40000)

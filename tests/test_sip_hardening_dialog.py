@@ -124,8 +124,9 @@ def test_record_route_with_an_ip_literal_is_followed() -> None:
 def test_target_refresh_to_a_host_name_still_needs_no_dns() -> None:
     source = Destination("UDP", "127.0.0.1", 5099)
     ua, call = established_uas(invite_with("<sip:alice@192.0.2.33>"), source)
-    reinvite = raw_request("INVITE", to_tag=call.key.local_tag, cseq=2, branch="z9hG4bKr2",
-                           body=HOLD)
+    reinvite = raw_request(
+        "INVITE", to_tag=call.key.local_tag, cseq=2, branch="z9hG4bKr2", body=HOLD
+    )
     raw = serialise(reinvite).replace(b"<sip:room@10.0.0.1:5060>", b"<sip:alice@pc.example>")
     reinvite = parse(raw)  # type: ignore[assignment]
     ua.receive(reinvite, source, 1.0)
@@ -237,18 +238,23 @@ def test_refresh_491_is_retried_after_the_glare_back_off() -> None:
 
 
 def test_uac_refresh_491_backs_off_as_owner_of_the_call_id() -> None:
-    ua = UserAgent(cfg("10.0.0.1", session_timer=SessionTimerConfig(session_expires=120,
-                                                                    refresher="uac")))
+    ua = UserAgent(
+        cfg("10.0.0.1", session_timer=SessionTimerConfig(session_expires=120, refresher="uac"))
+    )
     call, out = ua.dial(
-        SipUri.parse("sip:1234@192.0.2.60"), from_=NameAddr.parse("<sip:gw@10.0.0.1>"),
-        offer=OFFER, now=0.0,
+        SipUri.parse("sip:1234@192.0.2.60"),
+        from_=NameAddr.parse("<sip:gw@10.0.0.1>"),
+        offer=OFFER,
+        now=0.0,
     )
     (sent,) = requests_sent(out, "INVITE")
     ok = make_response(
         sent.message,  # type: ignore[arg-type]
-        200, to_tag="far",
+        200,
+        to_tag="far",
         headers=[("Contact", "<sip:bob@192.0.2.60>"), ("Session-Expires", "120;refresher=uac")],
-        body=ANSWER.encode(), content_type="application/sdp",
+        body=ANSWER.encode(),
+        content_type="application/sdp",
     )
     ua.receive(parse(serialise(ok)), Destination("UDP", "192.0.2.60", 5060), 0.1)
     asked: list[tuple[float, float]] = []
@@ -376,7 +382,9 @@ def test_retransmitted_2xx_to_an_offerless_reinvite_carries_our_offer() -> None:
     d.feed(ack(ok2, body=HOLD, branch="z9hG4bKack2"))
     assert [e.sdp for e in d.ev(AckAnswer)] == [HOLD]
     d.advance(10.0)
-    assert len([m for _, m in d.sent if isinstance(m, Response) and m.cseq == (2, "INVITE")]) == len(again)
+    assert len(
+        [m for _, m in d.sent if isinstance(m, Response) and m.cseq == (2, "INVITE")]
+    ) == len(again)
 
 
 def test_ack_without_answer_or_to_a_reinvite_with_offer_gives_no_ack_answer() -> None:
@@ -476,8 +484,10 @@ def test_public_host_is_written_in_contact_and_via_of_every_call() -> None:
     (bye,) = requests_sent(ua.hangup(call, 1.0), "BYE")
     assert bye.message.top_via.host == "203.0.113.9"
     uac, out = ua.dial(
-        SipUri.parse("sip:1234@192.0.2.60"), from_=NameAddr.parse("<sip:gw@203.0.113.9>"),
-        offer=OFFER, now=2.0,
+        SipUri.parse("sip:1234@192.0.2.60"),
+        from_=NameAddr.parse("<sip:gw@203.0.113.9>"),
+        offer=OFFER,
+        now=2.0,
     )
     assert isinstance(uac, UacCall)
     (invite,) = requests_sent(out, "INVITE")

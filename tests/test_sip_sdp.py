@@ -475,8 +475,9 @@ def test_g722_written_with_its_sampling_rate_is_still_g722() -> None:
         "m=audio 4000 RTP/AVP 9 0 101\r\na=rtpmap:9 G722/16000\r\na=rtpmap:0 PCMU/8000\r\n"
         "a=rtpmap:101 telephone-event/16000\r\n"
     )
-    result = answer_offer(offer, local_address="127.0.0.1", audio_port=5000, session_id=1,
-                          session_version=1)
+    result = answer_offer(
+        offer, local_address="127.0.0.1", audio_port=5000, session_id=1, session_version=1
+    )
     assert result.audio is not None
     assert (result.audio.codec.name, result.audio.codec.payload_type) == ("G722", 9)
     assert result.audio.dtmf is not None and result.audio.dtmf.payload_type == 101
@@ -487,8 +488,14 @@ def test_g722_written_with_its_sampling_rate_is_still_g722() -> None:
 
 
 def audio_offer(conn: str, *, media_conn: str | None = None, extra: tuple[str, ...] = ()) -> str:
-    lines = ["v=0", "o=- 1 1 IN IP4 192.0.2.9", "s=-", f"c={conn}", "t=0 0",
-             "m=audio 7000 RTP/AVP 0"]
+    lines = [
+        "v=0",
+        "o=- 1 1 IN IP4 192.0.2.9",
+        "s=-",
+        f"c={conn}",
+        "t=0 0",
+        "m=audio 7000 RTP/AVP 0",
+    ]
     if media_conn is not None:
         lines.append(f"c={media_conn}")
     return sdp(*lines, *extra)
@@ -513,22 +520,45 @@ def test_offer_with_unusable_connection_address_is_refused(conn: str) -> None:
 def test_ip6_offer_refused_by_an_ipv4_only_gateway_but_accepted_otherwise() -> None:
     text = audio_offer("IN IP6 2001:db8::7")
     with pytest.raises(SdpError):
-        answer_offer(SessionDescription.parse(text), local_address="198.51.100.5",
-                     audio_port=30000, session_id=1, session_version=1, families=("IP4",))
-    result = answer_offer(SessionDescription.parse(text), local_address="198.51.100.5",
-                          audio_port=30000, session_id=1, session_version=1)
+        answer_offer(
+            SessionDescription.parse(text),
+            local_address="198.51.100.5",
+            audio_port=30000,
+            session_id=1,
+            session_version=1,
+            families=("IP4",),
+        )
+    result = answer_offer(
+        SessionDescription.parse(text),
+        local_address="198.51.100.5",
+        audio_port=30000,
+        session_id=1,
+        session_version=1,
+    )
     assert result.audio is not None and result.audio.remote_address == "2001:db8::7"
 
 
 def test_audio_line_with_unserved_family_is_rejected_and_the_next_one_taken() -> None:
     text = sdp(
-        "v=0", "o=- 1 1 IN IP4 192.0.2.9", "s=-", "c=IN IP4 192.0.2.9", "t=0 0",
-        "m=audio 6000 RTP/AVP 0", "c=IN IP6 2001:db8::7",
-        "m=audio 6002 RTP/AVP 0", "c=IN IP4 host.example.com",
+        "v=0",
+        "o=- 1 1 IN IP4 192.0.2.9",
+        "s=-",
+        "c=IN IP4 192.0.2.9",
+        "t=0 0",
+        "m=audio 6000 RTP/AVP 0",
+        "c=IN IP6 2001:db8::7",
+        "m=audio 6002 RTP/AVP 0",
+        "c=IN IP4 host.example.com",
         "m=audio 6004 RTP/AVP 8",
     )
-    result = answer_offer(SessionDescription.parse(text), local_address="198.51.100.5",
-                          audio_port=30000, session_id=1, session_version=1, families=("IP4",))
+    result = answer_offer(
+        SessionDescription.parse(text),
+        local_address="198.51.100.5",
+        audio_port=30000,
+        session_id=1,
+        session_version=1,
+        families=("IP4",),
+    )
     assert result.audio is not None
     assert (result.audio.media_index, result.audio.remote_address) == (2, "192.0.2.9")
     assert [m.port for m in result.answer.media] == [0, 0, 30000]
@@ -541,9 +571,14 @@ def test_media_level_literal_overrides_a_session_level_name() -> None:
 
 def test_rfc2543_hold_address_still_accepted() -> None:
     for families in (("IP4",), ("IP4", "IP6")):
-        result = answer_offer(SessionDescription.parse(audio_offer("IN IP4 0.0.0.0")),
-                              local_address="198.51.100.5", audio_port=30000, session_id=1,
-                              session_version=1, families=families)
+        result = answer_offer(
+            SessionDescription.parse(audio_offer("IN IP4 0.0.0.0")),
+            local_address="198.51.100.5",
+            audio_port=30000,
+            session_id=1,
+            session_version=1,
+            families=families,
+        )
         assert result.audio is not None and result.audio.on_hold
 
 
@@ -560,8 +595,14 @@ def test_negotiate_answer_refuses_a_name_or_an_unserved_family() -> None:
 
     def remote(conn: str) -> SessionDescription:
         return SessionDescription.parse(
-            sdp("v=0", "o=- 1 1 IN IP4 192.0.2.2", "s=-", f"c={conn}", "t=0 0",
-                "m=audio 8000 RTP/AVP 0")
+            sdp(
+                "v=0",
+                "o=- 1 1 IN IP4 192.0.2.2",
+                "s=-",
+                f"c={conn}",
+                "t=0 0",
+                "m=audio 8000 RTP/AVP 0",
+            )
         )
 
     assert negotiate_answer(offer, remote("IN IP4 192.0.2.2")) is not None

@@ -50,10 +50,11 @@ from dataclasses import dataclass
 import numpy as np
 from aiortc.rtp import RtpPacket
 
-from .codecs import ALAW_DECODE, ULAW_DECODE, Pcm, get_codec
-from .jitter import JitterBuffer, JitterStats
-from .plc import Concealer
-from .resample import Resampler
+from media.codecs import ALAW_DECODE, ULAW_DECODE, Pcm, get_codec
+from media.jitter import JitterBuffer, JitterStats
+from media.plc import Concealer
+from media.resample import Resampler
+
 from .rtcp import RemoteReport, RtcpState
 
 logger = logging.getLogger(__name__)

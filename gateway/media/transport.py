@@ -30,7 +30,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .codecs import Pcm
+from media.codecs import Pcm
+
 from .leg import Addr, AudioLeg
 
 logger = logging.getLogger(__name__)

@@ -96,7 +96,11 @@ def read_wav(path: str | Path) -> tuple[int, FloatArray]:
         data = np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
     elif width == 3:
         b = np.frombuffer(raw[: len(raw) - len(raw) % 3], dtype=np.uint8).reshape(-1, 3)
-        ints = (b[:, 0].astype(np.int32) | (b[:, 1].astype(np.int32) << 8) | (b[:, 2].astype(np.int32) << 16))
+        ints = (
+            b[:, 0].astype(np.int32)
+            | (b[:, 1].astype(np.int32) << 8)
+            | (b[:, 2].astype(np.int32) << 16)
+        )
         ints = np.where(ints >= 1 << 23, ints - (1 << 24), ints)
         data = ints.astype(np.float64) / float(1 << 23)
     elif width == 4:
@@ -145,7 +149,9 @@ def _block_tone_power(x: FloatArray, rate: int, freq: float) -> float:
     return float(2.0 * abs(np.dot(x * w, ph)) ** 2 / (w.sum() ** 2))
 
 
-def power_spectrum(samples: npt.ArrayLike, rate: int, resolution_hz: float = 10.0) -> tuple[FloatArray, FloatArray]:
+def power_spectrum(
+    samples: npt.ArrayLike, rate: int, resolution_hz: float = 10.0
+) -> tuple[FloatArray, FloatArray]:
     """Welch-averaged one-sided power spectrum ``(freqs, power)``; ``power.sum()`` ~ mean square."""
     x = np.asarray(samples, dtype=np.float64)
     x = x - x.mean() if len(x) else x
@@ -197,7 +203,11 @@ class ToneStats:
     @property
     def prominence(self) -> float:
         """Tone band power over the median power of equally wide bands (>= 1e9 if no noise)."""
-        return self.tone_power / self.noise_floor if self.noise_floor > 0 else (1e9 if self.tone_power > 0 else 0.0)
+        return (
+            self.tone_power / self.noise_floor
+            if self.noise_floor > 0
+            else (1e9 if self.tone_power > 0 else 0.0)
+        )
 
     @property
     def tone_rms(self) -> float:
@@ -211,7 +221,9 @@ class ToneStats:
         )
 
 
-def tone_stats(samples: npt.ArrayLike, rate: int, freq: float, half_width: float = 25.0) -> ToneStats:
+def tone_stats(
+    samples: npt.ArrayLike, rate: int, freq: float, half_width: float = 25.0
+) -> ToneStats:
     x = np.asarray(samples, dtype=np.float64)
     freqs, psd = power_spectrum(x, rate)
     tp = _band(freqs, psd, freq, half_width)
@@ -256,7 +268,9 @@ def dominant_frequencies(
 
 
 # -- decisions on files --------------------------------------------------------------
-def _load(path: str | Path, skip_seconds: float, tail_seconds: float = 0.0) -> tuple[int, FloatArray]:
+def _load(
+    path: str | Path, skip_seconds: float, tail_seconds: float = 0.0
+) -> tuple[int, FloatArray]:
     rate, x = read_wav(path)
     a = int(skip_seconds * rate)
     b = len(x) - int(tail_seconds * rate)
@@ -298,8 +312,12 @@ def assert_contains_tone(
     min_prominence: float = DEFAULT_MIN_PROMINENCE,
 ) -> ToneStats:
     st = file_tone_stats(path, freq, skip_seconds)
-    if not (st.ratio >= min_ratio and st.prominence >= min_prominence and st.tone_rms >= MIN_TONE_RMS):
-        raise AssertionError(f"no {freq:g} Hz tone in recording\n{describe(path, skip_seconds, [freq, *TONES])}")
+    if not (
+        st.ratio >= min_ratio and st.prominence >= min_prominence and st.tone_rms >= MIN_TONE_RMS
+    ):
+        raise AssertionError(
+            f"no {freq:g} Hz tone in recording\n{describe(path, skip_seconds, [freq, *TONES])}"
+        )
     return st
 
 
@@ -312,7 +330,9 @@ def assert_lacks_tone(
     """The recording has at most ``max_ratio`` of its power at ``freq`` (e.g. no echo of self)."""
     st = file_tone_stats(path, freq, skip_seconds)
     if st.ratio > max_ratio and st.tone_rms >= MIN_TONE_RMS:
-        raise AssertionError(f"unexpected {freq:g} Hz tone in recording\n{describe(path, skip_seconds, [freq, *TONES])}")
+        raise AssertionError(
+            f"unexpected {freq:g} Hz tone in recording\n{describe(path, skip_seconds, [freq, *TONES])}"
+        )
     return st
 
 

@@ -102,7 +102,10 @@ class Baresip:
         self.lifetime = lifetime
         if source_wav is None:
             source_wav = make_tone(
-                self.workdir / "source.wav", tone_hz if tone_hz is not None else 440.0, tone_seconds, tone_rate
+                self.workdir / "source.wav",
+                tone_hz if tone_hz is not None else 440.0,
+                tone_seconds,
+                tone_rate,
             )
         self.source_wav = Path(source_wav)
         self.events: list[Event] = []
@@ -161,7 +164,9 @@ class Baresip:
         (self.config_dir / "config").write_text("\n".join(lines) + "\n")
         params = f";regint=0;answermode={self.answermode}"
         if self.codecs:
-            params += ";audio_codecs=" + ",".join(_CODEC_SPECS.get(c.upper(), c) for c in self.codecs)
+            params += ";audio_codecs=" + ",".join(
+                _CODEC_SPECS.get(c.upper(), c) for c in self.codecs
+            )
         params += self.extra_account_params
         tp = f";transport={self.transport}" if self.transport else ""
         account = f"<sip:{self.user}@{LOCALHOST}:{self.sip_port}{tp}>{params}\n"
@@ -171,7 +176,10 @@ class Baresip:
     def start(self, timeout: float = 10.0) -> Baresip:
         self.write_config()
         self._proc = ManagedProcess(
-            [BARESIP, "-f", str(self.config_dir)], lifetime=self.lifetime, cwd=self.workdir, name=f"baresip-{self.user}"
+            [BARESIP, "-f", str(self.config_dir)],
+            lifetime=self.lifetime,
+            cwd=self.workdir,
+            name=f"baresip-{self.user}",
         ).start()
         try:
             self._proc.wait_line(lambda s: "baresip is ready" in s, timeout)
@@ -322,13 +330,17 @@ class Baresip:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     seen = [e.get("type") for e in self.events]
-                    raise TimeoutError(f"baresip {self.user}: no {type_} within {timeout}s; events: {seen}\n{self.output()}")
+                    raise TimeoutError(
+                        f"baresip {self.user}: no {type_} within {timeout}s; events: {seen}\n{self.output()}"
+                    )
                 self._event_cv.wait(min(left, 0.2))
 
     def received_dtmf(self) -> str:
         """Digits received so far (``CALL_DTMF_START`` events)."""
         with self._event_cv:
-            return "".join(str(e.get("param", "")) for e in self.events if e.get("type") == "CALL_DTMF_START")
+            return "".join(
+                str(e.get("param", "")) for e in self.events if e.get("type") == "CALL_DTMF_START"
+            )
 
     def event_types(self) -> list[str]:
         with self._event_cv:
@@ -342,7 +354,9 @@ class Baresip:
     def last_recording(self, kind: Literal["dec", "enc"] = "dec") -> Path:
         recs = self.recordings(kind)
         if not recs:
-            raise FileNotFoundError(f"baresip {self.user}: no {kind} recording in {self.record_dir}")
+            raise FileNotFoundError(
+                f"baresip {self.user}: no {kind} recording in {self.record_dir}"
+            )
         return recs[-1]
 
     def wait_recordings_final(self, timeout: float = 5.0) -> list[Path]:

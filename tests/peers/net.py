@@ -48,7 +48,9 @@ def free_rtp_port_pair() -> int:
     raise RuntimeError("no free even RTP port pair found")
 
 
-def free_port_range(count: int, kinds: tuple[Literal["udp", "tcp"], ...] = ("udp", "tcp"), even: bool = False) -> int:
+def free_port_range(
+    count: int, kinds: tuple[Literal["udp", "tcp"], ...] = ("udp", "tcp"), even: bool = False
+) -> int:
     """First port ``p`` of ``count`` consecutive ports that are all free for every kind in ``kinds``.
 
     baresip, for instance, listens on UDP+TCP ``p`` and TLS ``p + 1``; sipp binds ``-mp``

@@ -44,12 +44,17 @@ class RtpPacket:
     def encode(self) -> bytes:
         b0 = 0x80
         b1 = (0x80 if self.marker else 0) | (self.payload_type & 0x7F)
-        return struct.pack("!BBHII", b0, b1, self.seq & 0xFFFF, self.timestamp & 0xFFFFFFFF, self.ssrc) + self.payload
+        return (
+            struct.pack("!BBHII", b0, b1, self.seq & 0xFFFF, self.timestamp & 0xFFFFFFFF, self.ssrc)
+            + self.payload
+        )
 
 
 # -- G.711 ---------------------------------------------------------------------------
 def linear_to_ulaw(samples: npt.ArrayLike) -> bytes:
-    x = np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32767.0), -32768, 32767).astype(np.int32)
+    x = np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32767.0), -32768, 32767).astype(
+        np.int32
+    )
     bias, clip = 0x84, 32635
     sign = np.where(x < 0, 0x80, 0)
     mag = np.minimum(np.abs(x), clip) + bias
@@ -61,7 +66,9 @@ def linear_to_ulaw(samples: npt.ArrayLike) -> bytes:
 
 
 def linear_to_alaw(samples: npt.ArrayLike) -> bytes:
-    x = np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32767.0), -32768, 32767).astype(np.int32)
+    x = np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32767.0), -32768, 32767).astype(
+        np.int32
+    )
     v = x >> 3  # 13-bit
     mask = np.where(v >= 0, 0xD5, 0x55)
     v = np.where(v >= 0, v, -v - 1)
@@ -103,7 +110,9 @@ def audio_packets(
         per = 16 * ptime_ms
         coder = g722.G722(16000, 64000)
         ints = np.clip(np.round(pcm * 32767.0), -32768, 32767).astype(np.int16)
-        frames = [bytes(coder.encode(ints[i : i + per])) for i in range(0, len(ints) - per + 1, per)]
+        frames = [
+            bytes(coder.encode(ints[i : i + per])) for i in range(0, len(ints) - per + 1, per)
+        ]
         pt = PT_G722
         ts_step = 8 * ptime_ms  # G.722 RTP clock is 8000 (RFC 3551)
     else:
@@ -114,7 +123,15 @@ def audio_packets(
     ]
 
 
-_DTMF_EVENTS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11, "A": 12, "B": 13, "C": 14, "D": 15}
+_DTMF_EVENTS = {
+    **{str(d): d for d in range(10)},
+    "*": 10,
+    "#": 11,
+    "A": 12,
+    "B": 13,
+    "C": 14,
+    "D": 15,
+}
 
 
 def dtmf_packets(
@@ -142,7 +159,11 @@ def dtmf_packets(
             reps = 3 if end else 1
             for _ in range(reps):
                 payload = struct.pack("!BBH", ev, (0x80 if end else 0) | (volume & 0x3F), dur)
-                pkts.append(RtpPacket(t + (k - 1) * 0.02, payload_type, seq, ts, ssrc, payload, marker=(k == 1)))
+                pkts.append(
+                    RtpPacket(
+                        t + (k - 1) * 0.02, payload_type, seq, ts, ssrc, payload, marker=(k == 1)
+                    )
+                )
                 seq += 1
         t += (tone_ms + gap_ms) / 1000.0
     return pkts
@@ -161,8 +182,16 @@ def _frame(payload: bytes, src: tuple[str, int], dst: tuple[str, int], ident: in
     udp = struct.pack("!HHHH", src[1], dst[1], udp_len, 0) + payload
     ip_wo_sum = struct.pack(
         "!BBHHHBBH4s4s",
-        0x45, 0, 20 + udp_len, ident & 0xFFFF, 0x4000, 64, 17, 0,
-        bytes(int(p) for p in src[0].split(".")), bytes(int(p) for p in dst[0].split(".")),
+        0x45,
+        0,
+        20 + udp_len,
+        ident & 0xFFFF,
+        0x4000,
+        64,
+        17,
+        0,
+        bytes(int(p) for p in src[0].split(".")),
+        bytes(int(p) for p in dst[0].split(".")),
     )
     csum = _ip_checksum(ip_wo_sum)
     ip = ip_wo_sum[:10] + struct.pack("!H", csum) + ip_wo_sum[12:]
@@ -201,7 +230,9 @@ def pcap_duration(packets: Sequence[RtpPacket]) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("wav")
     ap.add_argument("pcap")
     ap.add_argument("--codec", default="PCMU", choices=["PCMU", "PCMA", "G722"])
@@ -235,9 +266,18 @@ def dtmf_schedule(
     last_end = -1.0
     for start, digits in sorted(groups):
         if start < last_end:
-            raise ValueError(f"digit group at {start}s overlaps the previous one (ends {last_end:.2f}s)")
-        group = dtmf_packets(digits, start=start, tone_ms=tone_ms, gap_ms=gap_ms,
-                             payload_type=payload_type, ssrc=ssrc, start_seq=seq)
+            raise ValueError(
+                f"digit group at {start}s overlaps the previous one (ends {last_end:.2f}s)"
+            )
+        group = dtmf_packets(
+            digits,
+            start=start,
+            tone_ms=tone_ms,
+            gap_ms=gap_ms,
+            payload_type=payload_type,
+            ssrc=ssrc,
+            start_seq=seq,
+        )
         pkts += group
         seq = group[-1].seq + 1 if group else seq
         last_end = start + len(digits) * (tone_ms + gap_ms) / 1000.0
@@ -246,10 +286,22 @@ def dtmf_schedule(
 
 #: (low, high) frequencies of the DTMF keypad (ITU-T Q.23)
 DTMF_FREQUENCIES: dict[str, tuple[int, int]] = {
-    "1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1633),
-    "4": (770, 1209), "5": (770, 1336), "6": (770, 1477), "B": (770, 1633),
-    "7": (852, 1209), "8": (852, 1336), "9": (852, 1477), "C": (852, 1633),
-    "*": (941, 1209), "0": (941, 1336), "#": (941, 1477), "D": (941, 1633),
+    "1": (697, 1209),
+    "2": (697, 1336),
+    "3": (697, 1477),
+    "A": (697, 1633),
+    "4": (770, 1209),
+    "5": (770, 1336),
+    "6": (770, 1477),
+    "B": (770, 1633),
+    "7": (852, 1209),
+    "8": (852, 1336),
+    "9": (852, 1477),
+    "C": (852, 1633),
+    "*": (941, 1209),
+    "0": (941, 1336),
+    "#": (941, 1477),
+    "D": (941, 1633),
 }
 
 
@@ -265,10 +317,30 @@ def sox_dtmf_tone(digit: str, seconds: float, rate: int = 8000, volume: float = 
     with tempfile.TemporaryDirectory(prefix="dtmf-") as tmp:
         out = Path(tmp) / "d.wav"
         subprocess.run(
-            [sox, "-n", "-r", str(rate), "-c", "1", "-b", "16", str(out),
-             "synth", f"{seconds:.3f}", "sine", str(low), "sine", str(high),
-             "remix", "1-2", "vol", f"{volume}"],
-            check=True, capture_output=True, timeout=20,
+            [
+                sox,
+                "-n",
+                "-r",
+                str(rate),
+                "-c",
+                "1",
+                "-b",
+                "16",
+                str(out),
+                "synth",
+                f"{seconds:.3f}",
+                "sine",
+                str(low),
+                "sine",
+                str(high),
+                "remix",
+                "1-2",
+                "vol",
+                f"{volume}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=20,
         )
         got_rate, samples = read_wav(out)
     if got_rate != rate:
@@ -316,7 +388,9 @@ def inband_dtmf_packets(
     ``digits`` as in-band DTMF tones from sox; ``digits`` is a string (sent from ``start``)
     or ``[(start_seconds, digits), ...]``."""
     groups = [(start, digits)] if isinstance(digits, str) else list(digits)
-    samples = inband_dtmf_samples(groups, total_seconds=total_seconds, tone_ms=tone_ms, gap_ms=gap_ms)
+    samples = inband_dtmf_samples(
+        groups, total_seconds=total_seconds, tone_ms=tone_ms, gap_ms=gap_ms
+    )
     return audio_packets(samples, 8000, codec, ssrc=ssrc)
 
 

@@ -122,7 +122,14 @@ class PjsuaPeer:
         if log:
             argv += ["--log", str(log)]
         if mode == "answer":
-            argv += ["--calls", str(calls), "--answer-code", str(answer_code), "--ring-seconds", str(ring_seconds)]
+            argv += [
+                "--calls",
+                str(calls),
+                "--answer-code",
+                str(answer_code),
+                "--ring-seconds",
+                str(ring_seconds),
+            ]
             if hangup:
                 argv.append("--hangup")
         self.argv = argv
@@ -200,9 +207,13 @@ class PjsuaPeer:
                     self._consumed.add(i)
                     return PjsuaEvent(parsed[1], parsed[2], ln)
             if not self._proc.running() and len(self._proc.stdout_lines) == len(lines):
-                raise EOFError(f"pjsua peer exited (rc={self._proc.returncode}) without EVENT {name}\n{self.output()}")
+                raise EOFError(
+                    f"pjsua peer exited (rc={self._proc.returncode}) without EVENT {name}\n{self.output()}"
+                )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"pjsua peer: no EVENT {name} {match} within {timeout}s\n{self.output()}")
+                raise TimeoutError(
+                    f"pjsua peer: no EVENT {name} {match} within {timeout}s\n{self.output()}"
+                )
             time.sleep(0.02)
 
     def wait_result(self, timeout: float | None = None) -> PjsuaResult:
@@ -220,7 +231,15 @@ class PjsuaPeer:
                     return PjsuaResult(parsed[1] == "ok", rc, parsed[2], self.events, self.output())
             if not self._proc.running():
                 time.sleep(0.1)  # let the reader drain
-                if not any((p := parse_line(ln)) and p[0] == "RESULT" for ln in self._proc.stdout_lines):
-                    return PjsuaResult(False, self._proc.returncode, {"reason": "no-result"}, self.events, self.output())
+                if not any(
+                    (p := parse_line(ln)) and p[0] == "RESULT" for ln in self._proc.stdout_lines
+                ):
+                    return PjsuaResult(
+                        False,
+                        self._proc.returncode,
+                        {"reason": "no-result"},
+                        self.events,
+                        self.output(),
+                    )
             time.sleep(0.05)
         raise TimeoutError(f"pjsua peer: no RESULT within {limit}s\n{self.output()}")

@@ -283,7 +283,12 @@ class PeerCall(pj.Call):
             emit("EVENT CONFIRMED", call=self.cid)
             self.peer.on_confirmed(self)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            emit("EVENT DISCONNECTED", call=self.cid, code=info.lastStatusCode, reason=info.lastReason)
+            emit(
+                "EVENT DISCONNECTED",
+                call=self.cid,
+                code=info.lastStatusCode,
+                reason=info.lastReason,
+            )
             self.peer.on_disconnected(self, info.lastStatusCode)
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
@@ -359,8 +364,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.add_argument("--user", default="pjsua")
         p.add_argument("--play", help="WAV file to send (looped)")
         p.add_argument("--record", help="WAV file for what is heard")
-        p.add_argument("--seconds", type=float, help="hang up this long after the call is confirmed")
-        p.add_argument("--codecs", default="PCMU,PCMA,G722", help="enabled codecs, in priority order")
+        p.add_argument(
+            "--seconds", type=float, help="hang up this long after the call is confirmed"
+        )
+        p.add_argument(
+            "--codecs", default="PCMU,PCMA,G722", help="enabled codecs, in priority order"
+        )
         p.add_argument("--clock-rate", type=int, default=16000)
         p.add_argument("--dtmf")
         p.add_argument("--dtmf-method", choices=["rfc4733", "info"], default="rfc4733")

@@ -167,7 +167,9 @@ class ManagedProcess:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"{self.name}: no matching line within {timeout}s\n{self.output()}")
+                raise TimeoutError(
+                    f"{self.name}: no matching line within {timeout}s\n{self.output()}"
+                )
             try:
                 line = self._lines.get(timeout=min(left, 0.2))
             except queue.Empty:

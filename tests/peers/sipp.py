@@ -50,7 +50,9 @@ class SippResult:
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and self.failed == 0 and self.successful > 0 and not self.timed_out
+        return (
+            self.returncode == 0 and self.failed == 0 and self.successful > 0 and not self.timed_out
+        )
 
     def summary(self) -> str:
         return (
@@ -127,15 +129,34 @@ def run_uac(
     for f in extra_files:
         shutil.copy(f, wd / Path(f).name)
     argv += [
-        "-i", LOCALHOST, "-p", str(local_port),
-        "-mi", LOCALHOST, "-mp", str(media_port),
-        "-t", "t1" if transport == "tcp" else "u1",
-        "-m", str(calls), "-r", _fmt(rate),
+        "-i",
+        LOCALHOST,
+        "-p",
+        str(local_port),
+        "-mi",
+        LOCALHOST,
+        "-mp",
+        str(media_port),
+        "-t",
+        "t1" if transport == "tcp" else "u1",
+        "-m",
+        str(calls),
+        "-r",
+        _fmt(rate),
         "-nostdin",
-        "-trace_stat", "-stf", str(stat_path), "-fd", "1",
-        "-trace_err", "-error_file", str(err_path),
-        "-timeout", f"{max(1, int(timeout) - 2)}s", "-timeout_error",
-        "-max_recv_loops", "1000",
+        "-trace_stat",
+        "-stf",
+        str(stat_path),
+        "-fd",
+        "1",
+        "-trace_err",
+        "-error_file",
+        str(err_path),
+        "-timeout",
+        f"{max(1, int(timeout) - 2)}s",
+        "-timeout_error",
+        "-max_recv_loops",
+        "1000",
     ]
     if lost_percent is not None:
         argv += ["-lost", _fmt(lost_percent)]
@@ -186,13 +207,23 @@ def _free_media_block() -> int:
 
 
 # -- bundled scenarios ---------------------------------------------------------------
-def run_expect_status(target_host: str, target_port: int, service: str, status: int, **kw: Any) -> SippResult:
+def run_expect_status(
+    target_host: str, target_port: int, service: str, status: int, **kw: Any
+) -> SippResult:
     """INVITE ``service``; the call succeeds only if the final response is ``status``."""
-    return run_uac(target_host, target_port, service, scenario_file=scenario("uac_expect_status"),
-                   keys={"status": str(status)}, **kw)
+    return run_uac(
+        target_host,
+        target_port,
+        service,
+        scenario_file=scenario("uac_expect_status"),
+        keys={"status": str(status)},
+        **kw,
+    )
 
 
-def run_options(target_host: str, target_port: int, service: str = "options", **kw: Any) -> SippResult:
+def run_options(
+    target_host: str, target_port: int, service: str = "options", **kw: Any
+) -> SippResult:
     """OPTIONS, expecting 200."""
     return run_uac(target_host, target_port, service, scenario_file=scenario("uac_options"), **kw)
 
@@ -210,19 +241,36 @@ def run_pcap_call(
     The pcap's payload type must match what the callee picks (PCMU first in our offer).
     """
     pcap = Path(pcap)
-    return run_uac(target_host, target_port, service, scenario_file=scenario("uac_pcap_audio"),
-                   keys={"pcap": pcap.name, "pause_ms": str(pause_ms)}, extra_files=[pcap], **kw)
+    return run_uac(
+        target_host,
+        target_port,
+        service,
+        scenario_file=scenario("uac_pcap_audio"),
+        keys={"pcap": pcap.name, "pause_ms": str(pause_ms)},
+        extra_files=[pcap],
+        **kw,
+    )
 
 
-def run_hold_unhold(target_host: str, target_port: int, service: str, hold_ms: int = 1000, **kw: Any) -> SippResult:
+def run_hold_unhold(
+    target_host: str, target_port: int, service: str, hold_ms: int = 1000, **kw: Any
+) -> SippResult:
     """INVITE, re-INVITE a=sendonly (answer must be recvonly/inactive), re-INVITE sendrecv, BYE."""
-    return run_uac(target_host, target_port, service, scenario_file=scenario("uac_reinvite_hold"),
-                   keys={"pause_ms": str(hold_ms)}, **kw)
+    return run_uac(
+        target_host,
+        target_port,
+        service,
+        scenario_file=scenario("uac_reinvite_hold"),
+        keys={"pause_ms": str(hold_ms)},
+        **kw,
+    )
 
 
 def run_delayed_offer(target_host: str, target_port: int, service: str, **kw: Any) -> SippResult:
     """INVITE without SDP; 200 must carry an offer; the ACK carries the answer (PCMU)."""
-    return run_uac(target_host, target_port, service, scenario_file=scenario("uac_delayed_offer"), **kw)
+    return run_uac(
+        target_host, target_port, service, scenario_file=scenario("uac_delayed_offer"), **kw
+    )
 
 
 # -- phone menu (dial-in) scenarios ----------------------------------------------------
@@ -245,10 +293,20 @@ def run_dialin_dtmf(
     Give that delay as ``lead_ms`` instead. A BYE from the far end before the end fails the call.
     """
     pcap = Path(pcap)
-    return run_uac(target_host, target_port, service, scenario_file=scenario("uac_dialin_dtmf"),
-                   keys={"pcap": pcap.name, "pause_ms": str(pause_ms), "te_pt": str(te_pt),
-                         "lead_ms": str(lead_ms)},
-                   extra_files=[pcap], **kw)
+    return run_uac(
+        target_host,
+        target_port,
+        service,
+        scenario_file=scenario("uac_dialin_dtmf"),
+        keys={
+            "pcap": pcap.name,
+            "pause_ms": str(pause_ms),
+            "te_pt": str(te_pt),
+            "lead_ms": str(lead_ms),
+        },
+        extra_files=[pcap],
+        **kw,
+    )
 
 
 def run_dialin_inband(
@@ -257,8 +315,15 @@ def run_dialin_inband(
     """INVITE offering PCMU only (no telephone-event; the answer must have none), ACK, play
     the PCMU ``pcap`` (in-band DTMF tones), wait ``pause_ms``, BYE."""
     pcap = Path(pcap)
-    return run_uac(target_host, target_port, service, scenario_file=scenario("uac_dialin_inband"),
-                   keys={"pcap": pcap.name, "pause_ms": str(pause_ms)}, extra_files=[pcap], **kw)
+    return run_uac(
+        target_host,
+        target_port,
+        service,
+        scenario_file=scenario("uac_dialin_inband"),
+        keys={"pcap": pcap.name, "pause_ms": str(pause_ms)},
+        extra_files=[pcap],
+        **kw,
+    )
 
 
 def run_dialin_expect_bye(
@@ -275,11 +340,20 @@ def run_dialin_expect_bye(
     ``bye_ms`` (answered 200), otherwise the call fails (as it does for a BYE during the lead)."""
     pcap = Path(pcap)
     kw.setdefault("timeout", (lead_ms + bye_ms) / 1000.0 + 10)
-    return run_uac(target_host, target_port, service,
-                   scenario_file=scenario("uac_dialin_expect_bye"),
-                   keys={"pcap": pcap.name, "bye_ms": str(bye_ms), "te_pt": str(te_pt),
-                         "lead_ms": str(lead_ms)},
-                   extra_files=[pcap], **kw)
+    return run_uac(
+        target_host,
+        target_port,
+        service,
+        scenario_file=scenario("uac_dialin_expect_bye"),
+        keys={
+            "pcap": pcap.name,
+            "bye_ms": str(bye_ms),
+            "te_pt": str(te_pt),
+            "lead_ms": str(lead_ms),
+        },
+        extra_files=[pcap],
+        **kw,
+    )
 
 
 INFO_TYPES = {
@@ -335,10 +409,21 @@ def run_dialin_info(
     silence = Path(silence)
     with tempfile.TemporaryDirectory(prefix="sipp-info-") as tmp:
         sf = dialin_info_scenario(digits, kind, Path(tmp) / "uac_dialin_info.xml")
-        return run_uac(target_host, target_port, service, scenario_file=sf,
-                       keys={"pcap": silence.name, "pause_ms": str(pause_ms), "te_pt": "101",
-                             "start_ms": str(start_ms), "gap_ms": str(gap_ms)},
-                       extra_files=[silence], **kw)
+        return run_uac(
+            target_host,
+            target_port,
+            service,
+            scenario_file=sf,
+            keys={
+                "pcap": silence.name,
+                "pause_ms": str(pause_ms),
+                "te_pt": "101",
+                "start_ms": str(start_ms),
+                "gap_ms": str(gap_ms),
+            },
+            extra_files=[silence],
+            **kw,
+        )
 
 
 def in_background(fn: Any, *args: Any, **kw: Any) -> Any:

@@ -136,7 +136,15 @@ class StubUas:
             return  # responses (to nothing we sent) are ignored
         method, uri, _ = lines[0].split(" ", 2)
         headers: dict[str, list[str]] = {}
-        compact = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length", "c": "content-type"}
+        compact = {
+            "v": "via",
+            "f": "from",
+            "t": "to",
+            "i": "call-id",
+            "m": "contact",
+            "l": "content-length",
+            "c": "content-type",
+        }
         for line in lines[1:]:
             if ":" not in line:
                 continue
@@ -172,7 +180,12 @@ class StubUas:
         for msg in out:
             self._sock.sendto(msg, addr)
         if method == "INVITE" and out[-1].startswith(b"SIP/2.0 2"):
-            self._pending_2xx[(req.header("call-id"), cseq.split()[0])] = (out[-1], addr, time.monotonic() + 0.5, 0.5)
+            self._pending_2xx[(req.header("call-id"), cseq.split()[0])] = (
+                out[-1],
+                addr,
+                time.monotonic() + 0.5,
+                0.5,
+            )
 
     def _retransmit_2xx(self) -> None:
         now = time.monotonic()
@@ -184,13 +197,29 @@ class StubUas:
                 self._sock.sendto(msg, addr)
                 self._pending_2xx[k] = (msg, addr, now + min(2 * interval, 4.0), 2 * interval)
 
-    def _response(self, req: Request, code: int, reason: str, *, tag: bool = True, body: str = "", contact: bool = False) -> bytes:
+    def _response(
+        self,
+        req: Request,
+        code: int,
+        reason: str,
+        *,
+        tag: bool = True,
+        body: str = "",
+        contact: bool = False,
+    ) -> bytes:
         to = req.header("to")
         if tag and ";tag=" not in to:
-            to += ";tag=" + self._tags.setdefault(req.header("call-id"), f"stub{len(self._tags) + 1}")
+            to += ";tag=" + self._tags.setdefault(
+                req.header("call-id"), f"stub{len(self._tags) + 1}"
+            )
         lines = [f"SIP/2.0 {code} {reason}"]
         lines += [f"Via: {v}" for v in req.headers.get("via", [])]
-        lines += [f"From: {req.header('from')}", f"To: {to}", f"Call-ID: {req.header('call-id')}", f"CSeq: {req.header('cseq')}"]
+        lines += [
+            f"From: {req.header('from')}",
+            f"To: {to}",
+            f"Call-ID: {req.header('call-id')}",
+            f"CSeq: {req.header('cseq')}",
+        ]
         if contact:
             lines.append(f"Contact: <sip:stub@{self.host}:{self.port}>")
             lines.append("Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE")
@@ -208,7 +237,11 @@ class StubUas:
             first = next((p for p in offered if p in _CODECS), 0)
             te = re.search(r"a=rtpmap:(\d+) telephone-event/8000", offer)
             pts = [first] + ([int(te.group(1))] if te else [])
-            for d, mirror in (("sendonly", "recvonly"), ("recvonly", "sendonly"), ("inactive", "inactive")):
+            for d, mirror in (
+                ("sendonly", "recvonly"),
+                ("recvonly", "sendonly"),
+                ("inactive", "inactive"),
+            ):
                 if re.search(rf"^a={d}\s*$", offer, re.M):
                     direction = mirror
         sdp = [
@@ -238,7 +271,9 @@ def _g711_decode(payload: bytes, pt: int) -> np.ndarray:
         a = b ^ 0x55
         seg = (a & 0x70) >> 4
         t = (a & 0x0F) << 4
-        t = np.where(seg == 0, t + 8, np.where(seg == 1, t + 0x108, (t + 0x108) << np.maximum(seg - 1, 0)))
+        t = np.where(
+            seg == 0, t + 8, np.where(seg == 1, t + 0x108, (t + 0x108) << np.maximum(seg - 1, 0))
+        )
         lin = np.where(a & 0x80, t, -t)
     return lin.astype(np.float64) / 32768.0
 

@@ -45,7 +45,9 @@ class EventLog:
             return await asyncio.wait_for(find(), EVENT_TIMEOUT)
         except TimeoutError:
             seen = [type(e).__name__ for e in self.events]
-            raise AssertionError(f"no {kind.__name__} in {EVENT_TIMEOUT}s; events: {seen}") from None
+            raise AssertionError(
+                f"no {kind.__name__} in {EVENT_TIMEOUT}s; events: {seen}"
+            ) from None
 
     def of(self, kind: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, kind)]
