@@ -23,7 +23,10 @@ def main() -> None:
     app = build_app(settings)
     try:
         web.run_app(
-            app, host=settings.http_host, port=settings.http_port, print=None,
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            print=None,
             handle_signals=True,
         )
     except OSError as exc:  # a port in use, an address we cannot bind

@@ -91,8 +91,11 @@ async def log_stats(sip: SipCalls, interval: float = STATS_INTERVAL) -> None:
         stats = process_stats()
         logger.info(
             "stats: calls=%d rooms=%d tasks=%d fds=%s rss_kib=%s",
-            len(sip.legs), len(sip.conference.rooms), stats["tasks"],
-            stats.get("fds", "?"), stats.get("rss_kib", "?"),
+            len(sip.legs),
+            len(sip.conference.rooms),
+            stats["tasks"],
+            stats.get("fds", "?"),
+            stats.get("rss_kib", "?"),
         )
 
 

@@ -155,9 +155,7 @@ class SipCalls:
             ),
         )
         #: Address families our RTP sockets serve (an offer in another one gets 488).
-        self.families: tuple[str, ...] = (
-            ("IP6",) if ":" in settings.sip_host else ("IP4",)
-        )
+        self.families: tuple[str, ...] = ("IP6",) if ":" in settings.sip_host else ("IP4",)
         self.legs: dict[Call, SipLeg] = {}
         self.pin_guard = PinGuard(
             max_failures=settings.pin_max_failures,
@@ -231,7 +229,10 @@ class SipCalls:
             logger.warning(
                 "source %s over its call caps (%d calls, %d unconfirmed): answering 503 "
                 "(%d refused so far)",
-                source, self.limits.max_calls, self.limits.max_pending, self.limits.refused,
+                source,
+                self.limits.max_calls,
+                self.limits.max_pending,
+                self.limits.refused,
             )
         asyncio.get_running_loop().call_soon(  # not from inside the endpoint's own dispatch
             functools.partial(
@@ -601,6 +602,9 @@ class SipCalls:
             now = loop.time()
             for leg in list(self.legs.values()):
                 if leg.endpoint.leg.timed_out(now):
-                    logger.info("no RTP from %s for %.0f s: hanging up", leg.member.id,
-                                self.settings.rtp_timeout)
+                    logger.info(
+                        "no RTP from %s for %.0f s: hanging up",
+                        leg.member.id,
+                        self.settings.rtp_timeout,
+                    )
                     self._hangup(leg)
