@@ -48,7 +48,7 @@ def finish(peer: PjsuaPeer, timeout: float = 30.0) -> None:
 
 
 def test_two_legs_hear_each_other_not_themselves(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     peers: PeerFactory,  # noqa: F811
 ) -> None:
     uri = room_uri(gateway, gateway.create_room(name="two"))
@@ -65,7 +65,7 @@ def test_two_legs_hear_each_other_not_themselves(
 
 
 def test_three_legs_one_codec_each(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     peers: PeerFactory,  # noqa: F811
 ) -> None:
     room = gateway.create_room(name="three")
@@ -93,7 +93,7 @@ def test_three_legs_one_codec_each(
 
 
 def test_leg_with_five_percent_loss_still_delivers_its_tone(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     peers: PeerFactory,  # noqa: F811
 ) -> None:
     uri = room_uri(gateway, room := gateway.create_room(name="lossy"))
@@ -116,7 +116,7 @@ def test_leg_with_five_percent_loss_still_delivers_its_tone(
 
 
 def test_hold_and_unhold_keep_the_call_and_the_audio(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     peers: PeerFactory,  # noqa: F811
 ) -> None:
     uri = room_uri(gateway, gateway.create_room(name="hold"))
@@ -132,7 +132,7 @@ def test_hold_and_unhold_keep_the_call_and_the_audio(
 
 
 def test_two_rooms_do_not_leak_into_each_other(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     peers: PeerFactory,  # noqa: F811
 ) -> None:
     uri_a = room_uri(gateway, gateway.create_room(name="A"))
@@ -156,7 +156,7 @@ def test_two_rooms_do_not_leak_into_each_other(
 
 
 def test_alone_in_a_room_the_call_stays(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     peers: PeerFactory,  # noqa: F811
 ) -> None:
     uri = room_uri(gateway, gateway.create_room(name="alone"))
@@ -179,7 +179,7 @@ def speech_seconds(path: Path) -> float:
     "how", ["remove participant", "delete room", "deactivate room", "move its window"]
 )
 def test_removed_caller_hears_a_prompt_then_bye(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     peers: PeerFactory,
     how: str,  # noqa: F811
 ) -> None:
@@ -241,7 +241,7 @@ def test_a_new_pin_evicts_no_one(gateway: GatewayProcess, peers: PeerFactory) ->
 
 
 def test_waiting_room_caller_hears_a_message_until_admitted(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     peers: PeerFactory,  # noqa: F811
 ) -> None:
     room = gateway.create_room(name="lobby", waiting_room=True)

@@ -62,7 +62,7 @@ def only_participant(gateway: GatewayProcess, room_id: str) -> dict[str, Any]:  
 
 
 def participant_named(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     room_id: str,
     name: str,
     count: int,  # noqa: F811
@@ -104,7 +104,7 @@ def wav_slice(src: Path, dst: Path, start: float, end: float) -> Path:
 
 # -- signalling ------------------------------------------------------------------------------
 def test_baresip_calls_in_and_hangs_up(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     peers: PeerFactory,  # noqa: F811
 ) -> None:
     room = gateway.create_room(name="baresip in")
@@ -122,7 +122,7 @@ def test_baresip_calls_in_and_hangs_up(
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_removing_the_participant_hangs_up_on_baresip(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     peers: PeerFactory,
     transport: str,  # noqa: F811
 ) -> None:
@@ -141,7 +141,7 @@ def test_removing_the_participant_hangs_up_on_baresip(
 
 
 def test_deleting_the_room_hangs_up_on_baresip(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     peers: PeerFactory,  # noqa: F811
 ) -> None:
     room = gateway.create_room(name="baresip room deleted")
@@ -168,7 +168,7 @@ def test_baresip_over_tcp(gateway: GatewayProcess, peers: PeerFactory) -> None: 
 
 # -- media -----------------------------------------------------------------------------------
 def test_baresip_g722_and_pjsua_pcmu_hear_each_other(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     peers: PeerFactory,  # noqa: F811
 ) -> None:
     room = gateway.create_room(name="baresip audio")
@@ -202,7 +202,7 @@ def test_baresip_g722_and_pjsua_pcmu_hear_each_other(
 
 
 def test_muting_baresip_through_the_api(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     peers: PeerFactory,  # noqa: F811
 ) -> None:
     room = gateway.create_room(name="baresip mute")

@@ -57,7 +57,7 @@ async def caller() -> AsyncIterator[tuple[SipEndpoint, EventLog]]:
 
 
 async def test_symmetric_rtp_rtcp_reports_and_hold(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     caller: tuple[SipEndpoint, EventLog],  # noqa: F811
 ) -> None:
     endpoint, events = caller

@@ -21,7 +21,7 @@ def room(gateway: GatewayProcess) -> dict[str, object]:  # noqa: F811
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_builtin_uac_calls_a_room(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     room: dict[str, object],
     transport: str,  # noqa: F811
 ) -> None:
@@ -39,7 +39,7 @@ def test_builtin_uac_calls_a_room(
 
 
 def test_thousand_calls_at_fifty_per_second(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     room: dict[str, object],  # noqa: F811
 ) -> None:
     result = sipp.run_uac(
@@ -56,7 +56,7 @@ def test_thousand_calls_at_fifty_per_second(
 
 
 def test_calls_survive_lost_packets(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     room: dict[str, object],  # noqa: F811
 ) -> None:
     # sipp drops 10 % of what it sends and receives; our retransmissions must recover.
@@ -106,7 +106,7 @@ def test_options_is_answered_200(gateway: GatewayProcess) -> None:  # noqa: F811
 
 
 def test_hold_and_unhold_reinvites_keep_the_call(
-    gateway: GatewayProcess,
+    gateway: GatewayProcess,  # noqa: F811
     room: dict[str, object],  # noqa: F811
 ) -> None:
     result = sipp.run_hold_unhold(HOST, gateway.sip_port, str(room["number"]), hold_ms=500)
