@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 from dotenv import dotenv_values
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "IceServer", "Settings", "load_settings"]
 
 
 class ConfigError(ValueError):
@@ -24,6 +24,24 @@ class ConfigError(ValueError):
     def __init__(self, variable: str, message: str) -> None:
         super().__init__(f"{variable}: {message}")
         self.variable = variable
+
+
+@dataclass(frozen=True)
+class IceServer:
+    """One STUN or TURN server: ``stun:host[:port]``, ``turn:user:pass@host[:port]`` (or
+    ``turns:``; ``?transport=tcp`` kept)."""
+
+    url: str  # without credentials, as browsers want it in ``urls``
+    username: str | None = None
+    credential: str | None = None
+
+    def as_browser(self) -> dict[str, object]:
+        """The ``RTCIceServer`` dictionary of the WebRTC API."""
+        out: dict[str, object] = {"urls": [self.url]}
+        if self.username is not None:
+            out["username"] = self.username
+            out["credential"] = self.credential or ""
+        return out
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,13 @@ class Settings:
     tcp_max_connections: int = 1000
     tcp_max_per_address: int = 64
     tcp_idle_seconds: float = 300.0
+    #: The IP address announced to browsers in ICE candidates; None: the SIP public host or
+    #: the SIP host (every interface for a wildcard bind).
+    webrtc_host: str | None = None
+    #: STUN/TURN servers handed to browsers and used by the gateway.
+    ice_servers: tuple[IceServer, ...] = ()
+    #: Browser legs this process takes at once (each costs an Opus encoder and decoder).
+    max_browser_legs: int = 200
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -193,6 +218,35 @@ def _positive_int(var: str, value: str) -> int:
     return number
 
 
+def _ice_servers(var: str, value: str) -> tuple[IceServer, ...]:
+    servers = []
+    for raw in (part.strip() for part in value.split(",")):
+        if not raw:
+            continue
+        scheme, sep, rest = raw.partition(":")
+        scheme = scheme.lower()
+        if not sep or scheme not in ("stun", "stuns", "turn", "turns"):
+            raise ConfigError(var, f"{raw!r} is not a stun:, turn: or turns: URL")
+        rest = rest.removeprefix("//")
+        username = credential = None
+        if "@" in rest:
+            userinfo, _, rest = rest.rpartition("@")
+            username, _, credential = userinfo.partition(":")
+            if not username:
+                raise ConfigError(var, f"{raw!r}: empty TURN user name")
+        elif scheme.startswith("turn"):
+            raise ConfigError(var, f"{raw!r}: a TURN server needs user:password@")
+        hostport, _, query = rest.partition("?")
+        host, _, port = hostport.rpartition(":") if hostport.count(":") == 1 else (hostport, "", "")
+        if not host or any(c.isspace() or c in "/@" for c in host):
+            raise ConfigError(var, f"{raw!r}: no host")
+        if port and (not port.isdigit() or not 0 < int(port) < 65536):
+            raise ConfigError(var, f"{raw!r}: bad port {port!r}")
+        url = f"{scheme}:{hostport}" + (f"?{query}" if query else "")
+        servers.append(IceServer(url, username, credential))
+    return tuple(servers)
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
 ) -> Settings:
@@ -264,5 +318,18 @@ def load_settings(
             kwargs[key] = _positive_int(name, v)
     if (v := get("GATEWAY_TCP_IDLE_SECONDS")) is not None:
         kwargs["tcp_idle_seconds"] = _positive_float("GATEWAY_TCP_IDLE_SECONDS", v)
+    if (v := get("GATEWAY_WEBRTC_HOST")) is not None and v.strip():
+        host = _host("GATEWAY_WEBRTC_HOST", v)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ConfigError(
+                "GATEWAY_WEBRTC_HOST", f"must be an IP address, not a name: {host!r}"
+            ) from None
+        kwargs["webrtc_host"] = host
+    if (v := get("GATEWAY_ICE_SERVERS")) is not None:
+        kwargs["ice_servers"] = _ice_servers("GATEWAY_ICE_SERVERS", v)
+    if (v := get("GATEWAY_MAX_BROWSER_LEGS")) is not None:
+        kwargs["max_browser_legs"] = _positive_int("GATEWAY_MAX_BROWSER_LEGS", v)
     kwargs["extra"] = {k: v for k, v in values.items() if k.startswith("GATEWAY_")}
     return Settings(**kwargs)  # type: ignore[arg-type]

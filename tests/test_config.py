@@ -32,6 +32,9 @@ FULL = {
     "GATEWAY_TCP_MAX_CONNECTIONS": "200",
     "GATEWAY_TCP_MAX_PER_ADDRESS": "8",
     "GATEWAY_TCP_IDLE_SECONDS": "30",
+    "GATEWAY_WEBRTC_HOST": "198.51.100.4",
+    "GATEWAY_ICE_SERVERS": "stun:stun.example.org:3478, turn:bob:pa:ss@turn.example.org?transport=tcp",
+    "GATEWAY_MAX_BROWSER_LEGS": "50",
 }
 
 
@@ -51,6 +54,7 @@ def test_defaults_match_the_contract() -> None:
     assert (settings.menu_timeout, settings.digit_timeout) == (120.0, 5.0)
     assert (settings.pin_max_failures, settings.pin_lockout_seconds) == (20, 600.0)
     assert settings.sip_public_host is None
+    assert (settings.webrtc_host, settings.ice_servers) == (None, ())
 
 
 def test_every_variable_is_read() -> None:
@@ -74,6 +78,16 @@ def test_every_variable_is_read() -> None:
     assert (settings.max_calls_per_source, settings.max_pending_per_source) == (10, 3)
     assert (settings.tcp_max_connections, settings.tcp_max_per_address) == (200, 8)
     assert settings.tcp_idle_seconds == 30.0
+    assert settings.webrtc_host == "198.51.100.4"
+    assert [s.as_browser() for s in settings.ice_servers] == [
+        {"urls": ["stun:stun.example.org:3478"]},
+        {
+            "urls": ["turn:turn.example.org?transport=tcp"],
+            "username": "bob",
+            "credential": "pa:ss",
+        },
+    ]
+    assert settings.max_browser_legs == 50
     assert settings.sip_uri("1234567890") == "sip:1234567890@visio.example.org"
     assert (
         settings.join_url("1234567890", "tok")
@@ -128,6 +142,12 @@ def test_region_applies_to_numbers_without_plus() -> None:
         ("GATEWAY_SIP_PUBLIC_HOST", "gw.example.org"),
         ("GATEWAY_MAX_CALLS_PER_SOURCE", "0"),
         ("GATEWAY_TCP_IDLE_SECONDS", "never"),
+        ("GATEWAY_WEBRTC_HOST", "webrtc.example.org"),
+        ("GATEWAY_ICE_SERVERS", "http://stun.example.org"),
+        ("GATEWAY_ICE_SERVERS", "turn:turn.example.org"),
+        ("GATEWAY_ICE_SERVERS", "stun:stun.example.org:99999"),
+        ("GATEWAY_ICE_SERVERS", "stun:"),
+        ("GATEWAY_MAX_BROWSER_LEGS", "0"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:
