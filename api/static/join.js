@@ -1,0 +1,582 @@
+/* Join page client: the browser side of docs/signalling.md.
+ *
+ * Reads its settings from <script id=join-config type="application/json"> ({number, role,
+ * token, lang, ws_path, texts}). #status's text is exactly the raw state ("waiting", "joined",
+ * "left" or empty); the human text is in #status-text, errors in #message.
+ * Test hooks: window.gatewayMeasure() (the remote audio's spectrum and level) and
+ * window.gatewayState ({status, participant_id, last_error}).
+ */
+(function () {
+  "use strict";
+
+  var config = JSON.parse(document.getElementById("join-config").textContent);
+  var TEXTS = config.texts || {};
+  var FINAL_CODES = {
+    4400: "bad_message",
+    4401: "not_authenticated",
+    4403: "invalid_link",
+    4409: "room_closed",
+    1009: "too_big",
+    4429: "too_many",
+    4410: "removed",
+    4411: "ended",
+    4412: "refused",
+    4503: "unavailable"
+  };
+  var FINAL = {};
+  Object.keys(FINAL_CODES).forEach(function (k) { FINAL[FINAL_CODES[k]] = true; });
+  var BACKOFF = [1, 2, 4, 8, 10];  // seconds; then every 10 s
+  var PING_MS = 15000;
+  var ICE_GATHER_MS = 3000;
+  var FFT_SIZE = 8192;
+
+  function $(id) { return document.getElementById(id); }
+  var el = {
+    form: $("join-form"), name: $("name"), join: $("join"),
+    status: $("status"), statusText: $("status-text"), message: $("message"),
+    mic: $("mic"), mute: $("mute"), camera: $("camera"), leave: $("leave"),
+    local: $("local"), participants: $("participants"), remoteAudio: $("remote-audio"),
+    langEn: $("lang-en"), langFr: $("lang-fr"), role: $("role")
+  };
+  // #status carries the raw state word; #status-text says it in words for people.
+  el.status.setAttribute("aria-hidden", "true");
+  el.statusText.setAttribute("aria-live", "polite");
+
+  var spectator = config.role === "spectator";
+  var state = window.gatewayState = { status: "", participant_id: null, last_error: null };
+
+  // -- language ---------------------------------------------------------------------------
+  function storageGet(key) {
+    try { return window.localStorage.getItem(key); } catch (e) { return null; }
+  }
+  function storageSet(key, value) {
+    try { window.localStorage.setItem(key, value); } catch (e) { /* private mode */ }
+  }
+  function browserLang() {
+    var langs = navigator.languages && navigator.languages.length
+      ? navigator.languages : [navigator.language || ""];
+    for (var i = 0; i < langs.length; i++) {
+      var primary = String(langs[i]).toLowerCase().split("-")[0];
+      if (TEXTS[primary]) { return primary; }
+    }
+    return null;
+  }
+  var lang = storageGet("gateway.lang");
+  if (!TEXTS[lang]) { lang = browserLang() || (TEXTS[config.lang] ? config.lang : "en"); }
+
+  function t(key) {
+    var table = TEXTS[lang] || {};
+    if (Object.prototype.hasOwnProperty.call(table, key)) { return table[key]; }
+    var en = TEXTS.en || {};
+    return Object.prototype.hasOwnProperty.call(en, key) ? en[key] : key;
+  }
+
+  var shown = { statusKey: null, messageKey: null, messageFallback: "" };
+
+  function applyLang() {
+    document.documentElement.lang = lang;
+    var nodes = document.querySelectorAll("[data-i18n]");
+    for (var i = 0; i < nodes.length; i++) {
+      nodes[i].textContent = t(nodes[i].getAttribute("data-i18n"));
+    }
+    var strong = el.role && el.role.querySelector("strong");
+    if (strong) { strong.textContent = t("role_" + config.role); }
+    el.langEn.setAttribute("aria-pressed", String(lang === "en"));
+    el.langFr.setAttribute("aria-pressed", String(lang === "fr"));
+    renderStatusText();
+    renderMessage();
+    renderParticipants();
+  }
+  function setLang(next) {
+    if (!TEXTS[next]) { return; }
+    lang = next;
+    storageSet("gateway.lang", next);
+    applyLang();
+  }
+  el.langEn.addEventListener("click", function () { setLang("en"); });
+  el.langFr.addEventListener("click", function () { setLang("fr"); });
+
+  // -- status and messages ----------------------------------------------------------------
+  function setStatus(word, textKey) {
+    state.status = word;
+    el.status.textContent = (word === "waiting" || word === "joined" || word === "left") ? word : "";
+    shown.statusKey = textKey || null;
+    renderStatusText();
+  }
+  function renderStatusText() {
+    el.statusText.textContent = shown.statusKey ? t("status_" + shown.statusKey) : "";
+  }
+  function showError(code, serverText) {
+    state.last_error = code;
+    shown.messageKey = code;
+    shown.messageFallback = serverText || "";
+    renderMessage();
+  }
+  function clearMessage() {
+    shown.messageKey = null;
+    shown.messageFallback = "";
+    renderMessage();
+  }
+  function renderMessage() {
+    var key = shown.messageKey;
+    if (!key) { el.message.textContent = ""; return; }
+    var text = t("err_" + key);
+    el.message.textContent = text === "err_" + key ? (shown.messageFallback || key) : text;
+  }
+
+  // -- participants -----------------------------------------------------------------------
+  var participants = [];
+  function renderParticipants() {
+    var list = el.participants;
+    while (list.firstChild) { list.removeChild(list.firstChild); }
+    participants.forEach(function (p) {
+      var li = document.createElement("li");
+      li.setAttribute("data-id", String(p.id));
+      li.setAttribute("data-kind", String(p.kind));
+      li.setAttribute("data-role", String(p.role));
+      li.setAttribute("data-muted", String(!!p.muted));
+      li.setAttribute("data-talking", String(!!p.talking));
+      var name = document.createElement("span");
+      name.className = "name";
+      name.textContent = String(p.display_name || "");
+      li.appendChild(name);
+      var details = [t("kind_" + p.kind), t("role_" + p.role)];
+      if (p.id === state.participant_id) { details.unshift(t("you")); }
+      if (p.state === "waiting") { details.push(t("in_waiting_room")); }
+      if (p.muted) { details.push(t("muted")); }
+      var info = document.createElement("span");
+      info.className = "details";
+      info.textContent = " (" + details.join(", ") + ")";
+      li.appendChild(info);
+      if (p.talking) {
+        li.className = "talking";
+        var talk = document.createElement("span");
+        talk.className = "talking-marker";
+        talk.textContent = " — " + t("talking");
+        li.appendChild(talk);
+      }
+      list.appendChild(li);
+    });
+  }
+
+  // -- microphone and camera --------------------------------------------------------------
+  var micStream = null;
+  var muted = false;
+  var cameraStream = null;
+
+  function micTrack() {
+    return micStream ? micStream.getAudioTracks()[0] || null : null;
+  }
+  function micErrorCode(err) {
+    var name = err && err.name;
+    if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
+      return "mic_blocked";
+    }
+    return "mic_missing";  // NotFoundError, NotReadableError, OverconstrainedError, ...
+  }
+  function openMic() {
+    var deviceId = el.mic.value;
+    var audio = deviceId ? { deviceId: { exact: deviceId } } : true;
+    return navigator.mediaDevices.getUserMedia({ audio: audio, video: false }).catch(function (err) {
+      if (deviceId && err && err.name === "OverconstrainedError") {  // the chosen mic is gone
+        return navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+      }
+      throw err;
+    });
+  }
+  function stopStream(stream) {
+    if (stream) { stream.getTracks().forEach(function (track) { track.stop(); }); }
+  }
+  function releaseMic() {
+    stopStream(micStream);
+    micStream = null;
+  }
+  function fillMics() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) {
+      return Promise.resolve();
+    }
+    return navigator.mediaDevices.enumerateDevices().then(function (devices) {
+      var current = el.mic.value;
+      var track = micTrack();
+      var using = track && track.getSettings ? track.getSettings().deviceId : null;
+      while (el.mic.options.length > 1) { el.mic.remove(1); }
+      var n = 0;
+      devices.forEach(function (d) {
+        if (d.kind !== "audioinput" || !d.deviceId || d.deviceId === "default") { return; }
+        n += 1;
+        var opt = document.createElement("option");
+        opt.value = d.deviceId;
+        opt.textContent = d.label || (t("mic_label") + " " + n);
+        el.mic.appendChild(opt);
+      });
+      var wanted = current || using || "";
+      for (var i = 0; i < el.mic.options.length; i++) {
+        if (el.mic.options[i].value === wanted) { el.mic.selectedIndex = i; }
+      }
+    }).catch(function () { /* leave the default entry */ });
+  }
+  if (navigator.mediaDevices && navigator.mediaDevices.addEventListener) {
+    navigator.mediaDevices.addEventListener("devicechange", function () {
+      if (micStream) { fillMics(); }
+    });
+  }
+
+  el.mic.addEventListener("change", function () {
+    if (!micStream) { return; }  // used at the next join
+    openMic().then(function (stream) {
+      var track = stream.getAudioTracks()[0];
+      track.enabled = !muted;
+      var old = micStream;
+      micStream = stream;
+      var sender = session && session.sender;
+      var done = sender ? sender.replaceTrack(track) : Promise.resolve();
+      return done.then(function () { stopStream(old); });
+    }).catch(function (err) { showError(micErrorCode(err)); });
+  });
+
+  function setMuted(value) {
+    muted = value;
+    var track = micTrack();
+    if (track) { track.enabled = !muted; }
+    el.mute.setAttribute("aria-pressed", String(muted));
+    if (session && session.welcomed) { session.send({ type: "mute", muted: muted }); }
+  }
+  el.mute.addEventListener("click", function () { setMuted(!muted); });
+
+  el.camera.addEventListener("click", function () {
+    if (cameraStream) {
+      stopStream(cameraStream);
+      cameraStream = null;
+      el.local.srcObject = null;
+      el.local.hidden = true;
+      el.camera.setAttribute("aria-pressed", "false");
+      return;
+    }
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      showError("camera_missing");
+      return;
+    }
+    el.camera.disabled = true;
+    navigator.mediaDevices.getUserMedia({ audio: false, video: true }).then(function (stream) {
+      cameraStream = stream;  // preview only: never added to the peer connection
+      el.local.muted = true;
+      el.local.srcObject = stream;
+      el.local.hidden = false;
+      var played = el.local.play();
+      if (played && played.catch) { played.catch(function () {}); }
+      el.camera.setAttribute("aria-pressed", "true");
+    }).catch(function (err) {
+      var name = err && err.name;
+      showError(name === "NotAllowedError" || name === "SecurityError"
+        ? "camera_blocked" : "camera_missing");
+    }).then(function () { el.camera.disabled = false; });
+  });
+
+  // -- remote audio and its measurement hook ----------------------------------------------
+  var audioCtx = null;
+  var analyser = null;
+  var analysedSource = null;
+
+  function ensureAudioContext() {  // called from the Join click (a user gesture)
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!audioCtx && Ctx) {
+      try { audioCtx = new Ctx(); } catch (e) { audioCtx = null; }
+    }
+    if (audioCtx && audioCtx.state === "suspended") { audioCtx.resume().catch(function () {}); }
+  }
+  function playRemote(stream) {
+    el.remoteAudio.srcObject = stream;
+    var played = el.remoteAudio.play();
+    if (played && played.catch) { played.catch(function () {}); }
+    if (!audioCtx) { return; }
+    if (audioCtx.state === "suspended") { audioCtx.resume().catch(function () {}); }
+    if (analysedSource) { analysedSource.disconnect(); analysedSource = null; }
+    if (!analyser) {
+      analyser = audioCtx.createAnalyser();
+      analyser.fftSize = FFT_SIZE;
+      analyser.smoothingTimeConstant = 0;
+      // Pulled through a silent gain so it runs in every browser; the <audio> plays the sound.
+      var silent = audioCtx.createGain();
+      silent.gain.value = 0;
+      analyser.connect(silent);
+      silent.connect(audioCtx.destination);
+    }
+    try {
+      analysedSource = audioCtx.createMediaStreamSource(stream);
+      analysedSource.connect(analyser);
+    } catch (e) { analysedSource = null; }
+  }
+  function stopRemote() {
+    if (analysedSource) { analysedSource.disconnect(); analysedSource = null; }
+    el.remoteAudio.srcObject = null;
+  }
+
+  window.gatewayMeasure = function () {
+    if (!analyser || !analysedSource) { return { peak_hz: 0, level_db: -200, rms: 0 }; }
+    var freq = new Float32Array(analyser.frequencyBinCount);
+    analyser.getFloatFrequencyData(freq);
+    var best = 0;
+    var bestDb = -Infinity;
+    for (var i = 1; i < freq.length; i++) {  // bin 0 is DC
+      if (freq[i] > bestDb) { bestDb = freq[i]; best = i; }
+    }
+    var time = new Float32Array(analyser.fftSize);
+    analyser.getFloatTimeDomainData(time);
+    var sum = 0;
+    for (var j = 0; j < time.length; j++) { sum += time[j] * time[j]; }
+    return {
+      peak_hz: best * audioCtx.sampleRate / analyser.fftSize,
+      level_db: isFinite(bestDb) ? bestDb : -200,
+      rms: Math.sqrt(sum / time.length)
+    };
+  };
+
+  // -- the session: one socket and one peer connection ------------------------------------
+  var session = null;       // the current attempt
+  var displayName = "";
+  var attempt = 0;          // reconnections since the last success
+  var retryTimer = null;
+
+  function wsUrl() {
+    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + config.ws_path;
+  }
+
+  function waitForIce(pc) {
+    return new Promise(function (resolve) {
+      if (pc.iceGatheringState === "complete") { resolve(); return; }
+      var timer = setTimeout(finish, ICE_GATHER_MS);
+      function check() { if (pc.iceGatheringState === "complete") { finish(); } }
+      function finish() {
+        clearTimeout(timer);
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      }
+      pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  function Session() {
+    var self = this;
+    this.ws = new WebSocket(wsUrl());
+    this.pc = null;
+    this.sender = null;
+    this.welcomed = false;
+    this.ended = false;
+    this.pinger = null;
+    this.ws.onopen = function () {
+      if (!self.current()) { return; }
+      self.send({ type: "join", token: config.token, name: displayName });
+      self.pinger = setInterval(function () { self.send({ type: "ping" }); }, PING_MS);
+    };
+    this.ws.onmessage = function (event) {
+      if (!self.current()) { return; }
+      var msg;
+      try { msg = JSON.parse(event.data); } catch (e) { return; }
+      if (msg && typeof msg === "object") { self.handle(msg); }
+    };
+    this.ws.onclose = function (event) {
+      if (!self.current()) { return; }
+      var code = self.finalCode || FINAL_CODES[event.code];
+      if (code) {
+        self.stop();
+        finish(code, self.finalText);
+      } else {
+        lost(self);
+      }
+    };
+    this.ws.onerror = function () { /* onclose follows */ };
+  }
+  Session.prototype.current = function () { return session === this && !this.ended; };
+  Session.prototype.send = function (msg) {
+    if (this.ws.readyState === WebSocket.OPEN) { this.ws.send(JSON.stringify(msg)); }
+  };
+  Session.prototype.stop = function () {
+    this.ended = true;
+    clearInterval(this.pinger);
+    if (this.pc) {
+      try { this.pc.close(); } catch (e) { /* already closed */ }
+      this.pc = null;
+    }
+    if (this.ws.readyState === WebSocket.CONNECTING || this.ws.readyState === WebSocket.OPEN) {
+      try { this.ws.close(1000); } catch (e) { /* closing */ }
+    }
+    stopRemote();
+  };
+  Session.prototype.handle = function (msg) {
+    var self = this;
+    switch (msg.type) {
+      case "welcome":
+        this.welcomed = true;
+        state.participant_id = msg.participant_id || null;
+        clearMessage();
+        el.leave.disabled = false;
+        el.mute.disabled = spectator || !micTrack();
+        if (muted && micTrack()) { this.send({ type: "mute", muted: true }); }
+        Promise.resolve(msg).then(function (welcome) { return self.connect(welcome); })
+          .catch(function () { if (self.current()) { lost(self); } });
+        break;
+      case "answer":
+        if (this.pc && typeof msg.sdp === "string") {
+          this.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp }).catch(function () {
+            if (self.current()) { lost(self); }
+          });
+        }
+        break;
+      case "candidate":
+        if (this.pc && typeof msg.candidate === "string") {
+          this.pc.addIceCandidate(msg.candidate ? {
+            candidate: msg.candidate, sdpMid: msg.sdpMid, sdpMLineIndex: msg.sdpMLineIndex
+          } : null).catch(function () {});
+        }
+        break;
+      case "state":
+        if (msg.state === "joined" || msg.state === "waiting") {
+          attempt = 0;
+          setStatus(msg.state, msg.state);
+        }
+        break;
+      case "participants":
+        participants = Array.isArray(msg.participants) ? msg.participants : [];
+        renderParticipants();
+        break;
+      case "error":
+        this.finalCode = typeof msg.code === "string" ? msg.code : "bad_message";
+        this.finalText = typeof msg.message === "string" ? msg.message : "";
+        if (!FINAL[this.finalCode]) { this.finalCode = null; }  // unknown: wait for the close
+        break;
+      default:  // pong, and anything newer than this page
+        break;
+    }
+  };
+  Session.prototype.connect = function (welcome) {
+    var self = this;
+    var pc = new RTCPeerConnection({
+      iceServers: Array.isArray(welcome.ice_servers) ? welcome.ice_servers : []
+    });
+    this.pc = pc;
+    pc.ontrack = function (event) {
+      if (!self.current() || event.track.kind !== "audio") { return; }
+      playRemote(event.streams && event.streams[0] ? event.streams[0] : new MediaStream([event.track]));
+    };
+    pc.onconnectionstatechange = function () {
+      if (self.current() && pc.connectionState === "failed") { lost(self); }
+    };
+    var track = micTrack();
+    if (track && welcome.role !== "spectator" && !spectator) {
+      this.sender = pc.addTransceiver(track, { direction: "sendrecv", streams: [micStream] }).sender;
+    } else {
+      pc.addTransceiver("audio", { direction: "recvonly" });
+    }
+    return pc.createOffer().then(function (offer) {
+      return pc.setLocalDescription(offer);
+    }).then(function () {
+      return waitForIce(pc);
+    }).then(function () {
+      if (self.current()) { self.send({ type: "offer", sdp: pc.localDescription.sdp }); }
+    });
+  };
+
+  function lost(s) {
+    s.stop();
+    if (session !== s) { return; }
+    session = null;
+    state.participant_id = null;
+    participants = [];
+    renderParticipants();
+    el.mute.disabled = true;
+    showError("connection_lost");
+    setStatus("reconnecting", "reconnecting");
+    var delay = BACKOFF[Math.min(attempt, BACKOFF.length - 1)];
+    attempt += 1;
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(start, delay * 1000);
+  }
+
+  function finish(code, serverText) {  // a final end: no reconnection
+    session = null;
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    state.participant_id = null;
+    participants = [];
+    renderParticipants();
+    releaseMic();
+    resetControls();
+    if (code === "left") {
+      clearMessage();
+      setStatus("left", "left");
+    } else {
+      showError(code, serverText);
+      setStatus("ended", null);
+    }
+  }
+
+  function resetControls() {
+    el.name.disabled = false;
+    el.join.disabled = false;
+    el.mic.disabled = spectator;
+    el.mute.disabled = true;
+    el.leave.disabled = true;
+  }
+
+  function start() {
+    retryTimer = null;
+    if (session) { return; }
+    if (state.status !== "reconnecting") { setStatus("connecting", "connecting"); }
+    session = new Session();
+  }
+
+  el.leave.addEventListener("click", function () {
+    var s = session;
+    if (s) {
+      s.send({ type: "leave" });
+      s.stop();
+    }
+    finish("left");
+  });
+  window.addEventListener("pagehide", function () {
+    if (session) { session.send({ type: "leave" }); session.stop(); session = null; }
+  });
+
+  el.form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (session || retryTimer) { return; }
+    var name = el.name.value.trim();
+    if (name.length < 1 || name.length > 100) {
+      showError("name_missing");
+      el.name.focus();
+      return;
+    }
+    if (!window.RTCPeerConnection || !window.WebSocket ||
+        (!spectator && !(navigator.mediaDevices && navigator.mediaDevices.getUserMedia))) {
+      showError("unsupported");
+      return;
+    }
+    displayName = name;
+    storageSet("gateway.name", name);
+    clearMessage();
+    ensureAudioContext();
+    el.name.disabled = true;
+    el.join.disabled = true;
+    attempt = 0;
+    var ready = spectator ? Promise.resolve(null) : openMic();
+    setStatus("connecting", "connecting");
+    ready.then(function (stream) {
+      if (stream) {
+        releaseMic();
+        micStream = stream;
+        var track = micTrack();
+        if (track) { track.enabled = !muted; }
+        fillMics();
+      }
+      start();
+    }).catch(function (err) {
+      resetControls();
+      setStatus("", null);
+      showError(micErrorCode(err));
+    });
+  });
+
+  var savedName = storageGet("gateway.name");
+  if (savedName && !el.name.value) { el.name.value = savedName; }
+  applyLang();
+})();
