@@ -19,10 +19,11 @@ from sqlalchemy import Engine
 
 from api import logfilter
 from api.auth import ADMIN_AUTH, require_admin
+from api.browser import join_socket
 from api.errors import ApiError, error_middleware
-from api.live import InMemoryLiveCalls, LiveCalls, RoomObserver
+from api.live import LIVE, InMemoryLiveCalls, LiveCalls, RoomObserver
 from api.openapi import Body, Operation, build_openapi, docs_html
-from api.pages import STORE, join_page
+from api.pages import JOIN_SCRIPT_PATH, STORE, join_page, join_script
 from api.schemas import (
     Health,
     MuteRequest,
@@ -52,7 +53,6 @@ logger = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", Engine)
-LIVE = web.AppKey[LiveCalls]("live")
 OPENAPI = web.AppKey("openapi", dict)
 
 API_VERSION = "1.0.0"
@@ -287,6 +287,27 @@ def operations() -> list[Operation]:
             tag="participants",
             responses={204: no_content},
             errors=(404,),
+        ),
+        Operation(
+            "GET",
+            "/api/join/{number}/ws",
+            join_socket,
+            "joinSocket",
+            "WebSocket of the join page: signalling of a browser leg (docs/signalling.md)",
+            tag="pages",
+            auth=False,
+            responses={101: Body(description="Switching to the WebSocket protocol")},
+            errors=(400, 503),
+        ),
+        Operation(
+            "GET",
+            JOIN_SCRIPT_PATH,
+            join_script,
+            "joinScript",
+            "The join page's script",
+            tag="pages",
+            auth=False,
+            responses={200: Body(description="JavaScript")},
         ),
         Operation(
             "GET",

@@ -11,7 +11,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-__all__ = ["InMemoryLiveCalls", "LiveCalls", "Participant", "RoomObserver"]
+from aiohttp import web
+
+__all__ = ["LIVE", "InMemoryLiveCalls", "LiveCalls", "Participant", "RoomObserver"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class Participant:
     #: The caller's number in E.164 when the phone network gave one (admins and organisers
     #: see it; ``display_name`` never shows it in full).
     caller_number: str | None = None
+    #: Heard talking now (the mixer's talker detection).
+    talking: bool = False
 
 
 class LiveCalls(Protocol):
@@ -44,6 +48,10 @@ class LiveCalls(Protocol):
     async def end_room(self, room_id: str) -> None:
         """End every call in the room (the room was deleted)."""
         ...
+
+
+#: Where :func:`api.app.create_app` keeps the live calls it was given.
+LIVE = web.AppKey[LiveCalls]("live")
 
 
 @runtime_checkable

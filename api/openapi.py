@@ -25,12 +25,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REF = "#/components/schemas/{model}"
 
 _ERROR_TEXT = {
-    400: "Malformed JSON, or not a JSON object",
+    400: "Malformed JSON, or not a JSON object (or not a WebSocket upgrade)",
     401: "Missing or wrong bearer token",
     403: "Forbidden",
     404: "No such room, participant or route",
     409: "Conflict",
     422: "Validation failed (types, ranges, PINs, dates)",
+    503: "Not available in this process now",
 }
 
 

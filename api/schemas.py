@@ -198,6 +198,7 @@ class ParticipantOut(_Response):
         description="caller ID in E.164 when the phone network gave one (display_name masks it)",
         examples=["+33612345678"],
     )
+    talking: bool = Field(default=False, description="heard talking now")
 
     @classmethod
     def of(cls, participant: Participant) -> ParticipantOut:

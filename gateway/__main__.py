@@ -15,6 +15,9 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # ICE check-by-check and DTLS chatter of every browser leg: warnings only.
+    for noisy in ("aioice", "aiortc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -17,8 +17,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from api.app import create_app
+from api.browser import BROWSERS
 from api.pages import STORE
 from config import Settings
+from gateway.browser_calls import BrowserCalls
 from gateway.conference import Conference
 from gateway.media.transport import MixerClock, PortAllocator
 from gateway.sip_calls import RoomInfo, RoomLookup, SipCalls
@@ -110,6 +112,8 @@ def build_app(settings: Settings) -> web.Application:
 
     conference.is_open = is_open
     app[CONFERENCE] = conference
+    browsers = BrowserCalls(settings, conference)
+    app[BROWSERS] = browsers
 
     async def calls(app: web.Application) -> AsyncIterator[None]:
         ports = PortAllocator(
@@ -134,6 +138,7 @@ def build_app(settings: Settings) -> web.Application:
             yield
         finally:
             stats.cancel()
+            await browsers.close_all()
             await sip.stop()
             await clock.stop()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -44,6 +44,9 @@ class Member:
     #: (the room was deleted); called once the member has left the room's mixer. A call hears
     #: a prompt saying so, then is hung up.
     remove: Callable[[str], None] = lambda reason: None
+    #: Told the member's new state after a change made from outside ("joined" once admitted).
+    on_state: Callable[[str], None] = lambda state: None
+    talking: bool = False  # the mixer's talker detection
     source: FrameSource | None = field(default=None, repr=False)
     sink: FrameSink | None = field(default=None, repr=False)
 
@@ -57,6 +60,7 @@ class Member:
             muted=self.muted,
             joined_at=self.joined_at,
             caller_number=self.caller_number,
+            talking=self.talking,
         )
 
 
@@ -90,7 +94,8 @@ class Conference:
         asking it to wait, until admitted."""
         room = self.rooms.get(member.room_id)
         if room is None:
-            room = self.rooms[member.room_id] = _Room(RoomMixer(member.room_id))
+            room = _Room(RoomMixer(member.room_id, on_talking=self._talking(member.room_id)))
+            self.rooms[member.room_id] = room
             self.clock.add(room.mixer)
         member.source, member.sink = source, sink
         room.members[member.id] = member
@@ -101,6 +106,14 @@ class Conference:
             room.waiting[member.id] = player
             self.clock.add(player)
         logger.info("%s %s %s in room %s", member.kind, member.id, member.state, member.room_id)
+
+    def _talking(self, room_id: str) -> Callable[[Hashable, bool], None]:
+        def changed(member_id: Hashable, talking: bool) -> None:
+            member = self.member(room_id, str(member_id))
+            if member is not None:
+                member.talking = talking
+
+        return changed
 
     def _mix(self, room: _Room, member: Member) -> None:
         assert member.source is not None and member.sink is not None
@@ -175,6 +188,7 @@ class Conference:
             member.state = "joined"
             self._stop_waiting(self.rooms[room_id], member)
             self._mix(self.rooms[room_id], member)
+            member.on_state("joined")
         return member.view()
 
     async def remove(self, room_id: str, participant_id: str) -> bool:

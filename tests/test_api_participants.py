@@ -55,6 +55,7 @@ async def test_list_participants(client: Client, auth_headers: dict[str, str], r
         "muted": False,
         "joined_at": "2026-11-23T12:00:00+00:00",
         "caller_number": None,
+        "talking": False,
     }
     assert datetime.fromisoformat(data[2]["joined_at"]).utcoffset() == timedelta(hours=2)
 
