@@ -94,7 +94,7 @@ class Limits:
     rate_messages: int = 50
     rate_seconds: float = 10.0
     participants_poll: float = 1.0
-    heartbeat: float = 20.0  # WebSocket pings: a vanished browser is noticed
+    heartbeat: float = 10.0  # WebSocket pings: a browser gone silent is noticed in 10-15 s
 
 
 LIMITS = web.AppKey("join_limits", Limits)

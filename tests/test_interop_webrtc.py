@@ -205,8 +205,13 @@ asyncio.run(Client({url!r}, {number!r}, {token!r}, freq=500, seconds=600).run())
 """
 
 
-def test_vanished_browser_is_gone_within_30_s(gateway: GatewayProcess) -> None:  # noqa: F811
-    """A browser process killed outright: its socket and its ICE consent go with it."""
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP])
+def test_vanished_browser_is_gone_within_30_s(
+    gateway: GatewayProcess,  # noqa: F811
+    how: signal.Signals,
+) -> None:
+    """A browser process killed outright (its sockets close), or frozen without a word (a
+    laptop lid shut, a network gone: nothing closes, nothing answers)."""
     room = gateway.create_room(name="vanish")
     script = CLIENT.format(
         root=str(ROOT),
@@ -217,7 +222,7 @@ def test_vanished_browser_is_gone_within_30_s(gateway: GatewayProcess) -> None: 
     proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     try:
         assert len(gateway.wait_participants(str(room["id"]), 1, timeout=20)) == 1
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, how)
         began = time.monotonic()
         assert gateway.wait_participants(str(room["id"]), 0, timeout=30) == []
         print(f"gone after {time.monotonic() - began:.1f} s")
