@@ -58,6 +58,21 @@ class TalkerConfig:
     hold_frames: int = 20  # ... after this many frames (400 ms)
 
 
+@dataclass(frozen=True)
+class GateConfig:
+    """Silence gate: a leg whose frames are (near) silent adds nothing to the mix.
+
+    It opens on the first frame above ``open_dbfs`` (ramped in over that one frame, so a word's
+    onset is kept) and closes, fading over ``fade_frames``, after ``hang_frames`` frames in a
+    row below ``close_dbfs`` (so pauses between words do not chop). Legs that add nothing hear
+    the same mix, which lets a room encode it once for all of them (``shared_frame``).
+    """
+
+    open_dbfs: float = -55.0
+    close_dbfs: float = -60.0
+    hang_frames: int = 25  # 500 ms
+
+
 @dataclass
 class _Leg:
     leg_id: Hashable
@@ -91,6 +106,7 @@ class RoomMixer:
         limiter_knee: float = 0.7,  # fraction of full scale where limiting starts
         limiter_release_db: float = 0.5,  # gain recovery per frame (25 dB/s)
         frame_size: int = FRAME_SIZE,
+        gate: GateConfig | None = None,
     ) -> None:
         self.room_id = room_id
         self.on_talking = on_talking
@@ -120,6 +136,15 @@ class RoomMixer:
         self._talking = np.zeros(0, dtype=np.bool_)
         self._levels = np.zeros(0, dtype=np.float32)  # mean square of the last frame
         self._lim_gain = np.zeros(0, dtype=np.float32)  # limiter gain per leg output
+        self._gate_cfg = gate
+        if gate is not None:
+            self._gate_open_ms = _db_to_mean_square(gate.open_dbfs)
+            self._gate_close_ms = _db_to_mean_square(gate.close_dbfs)
+        self._gate = np.zeros(0, dtype=np.float32)  # silence gate gain (1 without a gate)
+        self._quiet = np.zeros(0, dtype=np.int32)  # frames in a row below the close level
+        #: The frame every leg that adds nothing to the mix was given this tick (one object,
+        #: so a sink can tell it is the room's common mix and encode it once), or None.
+        self.shared_frame: Pcm | None = None
         self._alloc(8)
 
     # -- membership ------------------------------------------------------------------------
@@ -143,6 +168,8 @@ class RoomMixer:
         self._talking = grown(self._talking)
         self._levels = grown(self._levels)
         self._lim_gain = grown(self._lim_gain)
+        self._gate = grown(self._gate)
+        self._quiet = grown(self._quiet)
         self._by_index.extend([None] * (capacity - old))
         self._free.extend(range(capacity - 1, old - 1, -1))
 
@@ -180,6 +207,8 @@ class RoomMixer:
         self._talking[i] = False
         self._levels[i] = 0.0
         self._lim_gain[i] = 1.0
+        self._gate[i] = 0.0 if self._gate_cfg is not None else 1.0
+        self._quiet[i] = 0
         self._update_target(leg)
 
     def remove_leg(self, leg_id: Hashable) -> None:
@@ -297,12 +326,20 @@ class RoomMixer:
         # contribution gains, ramped per sample while they move toward their targets
         g0 = self._in_gain[:hi]
         target = self._in_target[:hi]
-        if np.array_equal(g0, target):
-            contrib = frames * g0[:, None]
+        g1 = g0 if np.array_equal(g0, target) else np.clip(target, g0 - self._step, g0 + self._step)
+        q0 = self._gate[:hi]
+        q1 = q0 if self._gate_cfg is None else self._gate_step(frames, q0)
+        if g1 is g0 and q1 is q0:
+            coef = g0 * q0
+            contrib = frames * coef[:, None]
+            silent = coef == 0.0
         else:
-            g1 = np.clip(target, g0 - self._step, g0 + self._step)
-            contrib = frames * (g0[:, None] + (g1 - g0)[:, None] * self._ramp)
+            ramp_g = g0[:, None] + (g1 - g0)[:, None] * self._ramp
+            ramp_q = q0[:, None] + (q1 - q0)[:, None] * self._ramp
+            contrib = frames * (ramp_g * ramp_q)
+            silent = ((g0 == 0.0) & (g1 == 0.0)) | ((q0 == 0.0) & (q1 == 0.0))
             g0[:] = g1
+            q0[:] = q1
 
         total = contrib.sum(axis=0)
         out = total[None, :] - contrib
@@ -335,18 +372,41 @@ class RoomMixer:
                 out = np.where(mag > self._knee, np.copysign(soft, out), out)
         out16 = out.astype(np.int16)
 
+        # legs that added nothing and hear the room at full level all hear `total`: give them
+        # one and the same frame (equal up to their limiter's state)
+        shared_ok = silent & (o0 == 1.0) & (otarget == 1.0)
+        shared: Pcm | None = None
+        if self._gate_cfg is not None and int(shared_ok.sum()) > 1:
+            shared = out16[int(np.flatnonzero(shared_ok)[0])]
+        self.shared_frame = shared
+
         for leg in legs:
             if leg.leaving:
                 if g0[leg.index] == 0.0:
                     self._free_slot(leg)
                 continue
             try:
-                leg.sink(out16[leg.index])
+                i = leg.index
+                leg.sink(shared if shared is not None and shared_ok[i] else out16[i])
             except Exception:
                 self.stats.sink_errors += 1
                 logger.exception("room %r: sink of leg %r failed", self.room_id, leg.leg_id)
 
         self._detect_talkers(levels, hi)
+
+    def _gate_step(
+        self, frames: npt.NDArray[np.float32], q0: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """The silence gate's gain at the end of this frame, per leg."""
+        assert self._gate_cfg is not None
+        raw = np.einsum("ij,ij->i", frames, frames) / self.frame_size
+        quiet = self._quiet[: len(q0)]
+        quiet[:] = np.where(raw < self._gate_close_ms, quiet + 1, 0)
+        opening = raw > self._gate_open_ms
+        closing = quiet >= self._gate_cfg.hang_frames
+        q1 = np.where(opening, 1.0, np.where(closing, np.maximum(q0 - self._step, 0.0), q0))
+        q1 = q1.astype(np.float32)
+        return q0 if np.array_equal(q0, q1) else q1
 
     def _detect_talkers(self, levels: npt.NDArray[np.float32], hi: int) -> None:
         above = self._above[:hi]

@@ -240,3 +240,74 @@ def test_legs_can_come_and_go_from_callbacks_and_rooms_grow() -> None:
     _run(mixer, 5, start=25)
     assert sorted(mixer.leg_ids) == list(range(1, 20, 2))  # type: ignore[type-var]
     assert all(len(legs[i].heard) > 0 for i in range(1, 20, 2))
+
+
+# -- silence gate and the shared frame -------------------------------------------------------
+
+
+class SharedProbe(ToneLeg):
+    """Also records which object it was given, to see who got the room's shared frame."""
+
+    def __init__(self, freq: float | None, amp: float = 6000.0) -> None:
+        super().__init__(freq, amp)
+        self.objects: list[np.ndarray] = []  # kept alive, so identities cannot be reused
+
+    def sink(self, pcm: np.ndarray) -> None:
+        super().sink(pcm)
+        self.objects.append(pcm)
+
+
+def test_gate_keeps_near_silence_out_of_the_mix() -> None:
+    from gateway.mixer import GateConfig
+
+    legs = {"talker": ToneLeg(440), "hiss": ToneLeg(1500, amp=20.0), "ear": ToneLeg(None)}
+    mixer = _room(legs, gate=GateConfig())
+    _run(mixer, 50)
+    heard = legs["ear"].output(skip=5)
+    assert amplitude_at(heard, 440, RATE) > 5000
+    assert amplitude_at(heard, 1500, RATE) < 1.0  # -64 dBFS hiss: gated out
+    # without a gate the same hiss is mixed in
+    legs2 = {"talker": ToneLeg(440), "hiss": ToneLeg(1500, amp=20.0), "ear": ToneLeg(None)}
+    _run(_room(legs2), 50)
+    assert amplitude_at(legs2["ear"].output(skip=5), 1500, RATE) > 10
+
+
+def test_gate_opens_within_the_first_loud_frame_and_holds_over_pauses() -> None:
+    from gateway.mixer import GateConfig
+
+    class Bursts(ToneLeg):
+        """Silent for 10 frames, then a tone; silent frames 30-39 (a pause); tone again."""
+
+        def __init__(self) -> None:
+            super().__init__(700, amp=8000.0)
+            self.frame = 0
+
+        def source(self, now: float) -> np.ndarray:
+            pcm = super().source(now)
+            self.frame += 1
+            return pcm if (10 < self.frame <= 30 or self.frame > 40) else pcm * 0
+
+    speaker, ear = Bursts(), ToneLeg(None)
+    mixer = _room({"s": speaker, "e": ear}, gate=GateConfig(hang_frames=25), fade_frames=1)
+    _run(mixer, 60)
+    onset = ear.heard[10]  # the first loud frame: ramped in over that frame, not lost
+    assert np.abs(onset[FRAME_SIZE // 2 :]).max() > 3000
+    after_pause = ear.heard[40]  # the gate stayed open over the 200 ms pause: full level
+    assert amplitude_at(after_pause, 700, RATE) > 7000
+
+
+def test_legs_that_add_nothing_share_one_frame_and_talkers_get_their_own() -> None:
+    from gateway.mixer import GateConfig
+
+    talker = SharedProbe(440)
+    quiet = [SharedProbe(None) for _ in range(3)]
+    legs = {"t": talker, **{f"q{i}": q for i, q in enumerate(quiet)}}
+    mixer = _room(legs, gate=GateConfig())
+    _run(mixer, 20)
+    for tick in range(5, 20):
+        first = quiet[0].objects[tick]
+        assert all(q.objects[tick] is first for q in quiet)  # one frame for every quiet leg
+        assert talker.objects[tick] is not first
+    assert mixer.shared_frame is not None
+    assert amplitude_at(quiet[0].output(skip=5), 440, RATE) > 5000
+    assert amplitude_at(talker.output(skip=5), 440, RATE) < 1.0  # never itself
