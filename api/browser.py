@@ -15,7 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
@@ -132,11 +132,18 @@ class _Close(Exception):
         self.message = message or _TEXT[code]
 
 
-def _public(participant: Participant) -> dict[str, Any]:
-    data = asdict(participant)
-    data.pop("caller_number", None)  # never shown to browsers
-    data["joined_at"] = participant.joined_at.isoformat()
-    return data
+def _public(p: Participant) -> dict[str, Any]:
+    """What a browser may see of a participant: never the caller's number."""
+    return {
+        "id": p.id,
+        "display_name": p.display_name,
+        "kind": p.kind,
+        "role": p.role,
+        "state": p.state,
+        "muted": p.muted,
+        "joined_at": p.joined_at.isoformat(),
+        "talking": p.talking,
+    }
 
 
 def _str(message: dict[str, Any], key: str, *, limit: int) -> str:

@@ -16,6 +16,7 @@ import logging
 from api.browser import BrowserJoin, Notify
 from config import Settings
 from gateway.conference import Conference, Member
+from media.opus import SharedEncoder
 from webrtc.leg import BrowserLeg, WebRtcConfig
 from webrtc.network import use_host
 
@@ -63,6 +64,9 @@ class BrowserSession:
             return
         self.in_room = True
         self.calls.conference.join(self.member, self.leg.source, self.leg.sink)
+        room_id = self.member.room_id
+        self.leg.shared = self.calls.shared_encoder(room_id)
+        self.leg.is_shared = self.calls.conference.shared_frame_test(room_id)
         self.notify("state", self.member.state)
 
     def _state(self, state: str) -> None:
@@ -81,8 +85,21 @@ class BrowserSession:
         self.closed = True
         if self.in_room:
             self.calls.conference.leave(self.member)
+            self.leg.shared = None
+            self.calls.release_shared(self.member.room_id)
         self.calls.sessions.pop(self.member.id, None)
         await self.leg.close()
+        stats = self.leg.stats
+        logger.info(
+            "browser %s closed: packets in %d, out %d (%d from the room's shared encoder), "
+            "concealed %d, decode errors %d",
+            self.member.id,
+            stats.packets_in,
+            stats.packets_out,
+            stats.shared_frames,
+            stats.concealed,
+            stats.decode_errors,
+        )
 
 
 class BrowserCalls:
@@ -94,6 +111,23 @@ class BrowserCalls:
         host = settings.webrtc_host or settings.sip_public_host or settings.sip_host
         self.config = WebRtcConfig(ice_servers=settings.ice_servers, announce=use_host(host))
         self.sessions: dict[str, BrowserSession] = {}
+        #: Per room: the encoder of its common mix, and how many browser legs use it.
+        self._shared: dict[str, tuple[SharedEncoder, int]] = {}
+
+    def shared_encoder(self, room_id: str) -> SharedEncoder:
+        encoder, users = self._shared.get(room_id) or (SharedEncoder(self.config.opus), 0)
+        self._shared[room_id] = (encoder, users + 1)
+        return encoder
+
+    def release_shared(self, room_id: str) -> None:
+        encoder, users = self._shared.get(room_id) or (None, 0)
+        if encoder is None:
+            return
+        if users <= 1:
+            del self._shared[room_id]
+            encoder.close()
+        else:
+            self._shared[room_id] = (encoder, users - 1)
 
     def ice_servers(self) -> list[dict[str, object]]:
         return [server.as_browser() for server in self.settings.ice_servers]

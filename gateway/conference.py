@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from api.live import Participant
 from gateway import prompts
 from gateway.media.transport import MixerClock
-from gateway.mixer import FrameSink, FrameSource, RoomMixer
+from gateway.mixer import FrameSink, FrameSource, GateConfig, Pcm, RoomMixer
 from gateway.prompts import PromptPlayer
 
 __all__ = ["Conference", "Member"]
@@ -94,7 +94,10 @@ class Conference:
         asking it to wait, until admitted."""
         room = self.rooms.get(member.room_id)
         if room is None:
-            room = _Room(RoomMixer(member.room_id, on_talking=self._talking(member.room_id)))
+            mixer = RoomMixer(
+                member.room_id, on_talking=self._talking(member.room_id), gate=GateConfig()
+            )
+            room = _Room(mixer)
             self.rooms[member.room_id] = room
             self.clock.add(room.mixer)
         member.source, member.sink = source, sink
@@ -141,6 +144,12 @@ class Conference:
         player = room.waiting.pop(member.id, None)
         if player is not None:
             self.clock.remove(player)
+
+    def shared_frame_test(self, room_id: str) -> Callable[[Pcm], bool]:
+        """A test of whether a frame a sink was given is its room's common mix (the one frame
+        every leg that adds nothing hears this tick; see ``RoomMixer.shared_frame``)."""
+        mixer = self.rooms[room_id].mixer
+        return lambda pcm: pcm is mixer.shared_frame
 
     def member(self, room_id: str, member_id: str) -> Member | None:
         room = self.rooms.get(room_id)

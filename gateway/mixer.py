@@ -65,12 +65,17 @@ class GateConfig:
     It opens on the first frame above ``open_dbfs`` (ramped in over that one frame, so a word's
     onset is kept) and closes, fading over ``fade_frames``, after ``hang_frames`` frames in a
     row below ``close_dbfs`` (so pauses between words do not chop). Legs that add nothing hear
-    the same mix, which lets a room encode it once for all of them (``shared_frame``).
+    the same mix, which lets a room encode it once for all of them (``shared_frame``). With
+    ``max_speakers``, a crowd talking at once is mixed as its loudest few, as large bridges
+    do: the rest fade out of the mix (and hear the common mix).
     """
 
     open_dbfs: float = -55.0
     close_dbfs: float = -60.0
     hang_frames: int = 25  # 500 ms
+    #: At most this many legs are mixed at once: the loudest (a leg in the mix keeps its
+    #: place until another is 6 dB louder than it, so speakers do not flicker); None: all.
+    max_speakers: int | None = 4
 
 
 @dataclass
@@ -142,6 +147,7 @@ class RoomMixer:
             self._gate_close_ms = _db_to_mean_square(gate.close_dbfs)
         self._gate = np.zeros(0, dtype=np.float32)  # silence gate gain (1 without a gate)
         self._quiet = np.zeros(0, dtype=np.int32)  # frames in a row below the close level
+        self._smooth = np.zeros(0, dtype=np.float32)  # smoothed level, to rank speakers
         #: The frame every leg that adds nothing to the mix was given this tick (one object,
         #: so a sink can tell it is the room's common mix and encode it once), or None.
         self.shared_frame: Pcm | None = None
@@ -170,6 +176,7 @@ class RoomMixer:
         self._lim_gain = grown(self._lim_gain)
         self._gate = grown(self._gate)
         self._quiet = grown(self._quiet)
+        self._smooth = grown(self._smooth)
         self._by_index.extend([None] * (capacity - old))
         self._free.extend(range(capacity - 1, old - 1, -1))
 
@@ -209,6 +216,7 @@ class RoomMixer:
         self._lim_gain[i] = 1.0
         self._gate[i] = 0.0 if self._gate_cfg is not None else 1.0
         self._quiet[i] = 0
+        self._smooth[i] = 0.0
         self._update_target(leg)
 
     def remove_leg(self, leg_id: Hashable) -> None:
@@ -404,7 +412,19 @@ class RoomMixer:
         quiet[:] = np.where(raw < self._gate_close_ms, quiet + 1, 0)
         opening = raw > self._gate_open_ms
         closing = quiet >= self._gate_cfg.hang_frames
-        q1 = np.where(opening, 1.0, np.where(closing, np.maximum(q0 - self._step, 0.0), q0))
+        down = np.maximum(q0 - self._step, 0.0)
+        q1 = np.where(opening, 1.0, np.where(closing, down, q0))
+        cap = self._gate_cfg.max_speakers
+        if cap is not None:
+            n = len(q0)
+            smooth = self._smooth[:n]
+            smooth[:] = 0.8 * smooth + 0.2 * raw
+            wanted = (q1 > 0.0) & (self._in_target[:n] > 0.0)
+            if int(wanted.sum()) > cap:
+                score = np.where(wanted, smooth * np.where(q0 > 0.0, 4.0, 1.0), -1.0)
+                keep = np.zeros(n, dtype=np.bool_)
+                keep[np.argpartition(-score, cap - 1)[:cap]] = True
+                q1 = np.where(wanted & ~keep, down, q1)
         q1 = q1.astype(np.float32)
         return q0 if np.array_equal(q0, q1) else q1
 

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["OpusDecoder", "OpusEncoder", "OpusError", "OpusSettings", "RATE", "FRAME"]
+__all__ = [
+    "FRAME",
+    "RATE",
+    "OpusDecoder",
+    "OpusEncoder",
+    "OpusError",
+    "OpusSettings",
+    "SharedEncoder",
+]
 
 Pcm = npt.NDArray[np.int16]
 
@@ -166,6 +174,32 @@ class OpusEncoder:
 
     def __del__(self) -> None:
         self.close()
+
+
+class SharedEncoder:
+    """One encoder for a frame that many legs hear alike (a room's common mix): the first leg
+    to ask encodes it, the others get the same packet. Legs switch between it and their own
+    encoder as they stop and start talking; an Opus decoder takes such a switch as it takes a
+    lost packet, with a few milliseconds of concealment at worst."""
+
+    def __init__(self, settings: OpusSettings | None = None) -> None:
+        self._encoder = OpusEncoder(settings)
+        self._last: Pcm | None = None
+        self._payload = b""
+        self.encoded = 0  # frames actually encoded
+        self.served = 0  # packets handed out
+
+    def encode(self, pcm: Pcm) -> bytes:
+        self.served += 1
+        if pcm is not self._last:
+            self._payload = self._encoder.encode(pcm)
+            self._last = pcm
+            self.encoded += 1
+        return self._payload
+
+    def close(self) -> None:
+        self._encoder.close()
+        self._last = None
 
 
 class OpusDecoder:

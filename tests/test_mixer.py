@@ -311,3 +311,43 @@ def test_legs_that_add_nothing_share_one_frame_and_talkers_get_their_own() -> No
     assert mixer.shared_frame is not None
     assert amplitude_at(quiet[0].output(skip=5), 440, RATE) > 5000
     assert amplitude_at(talker.output(skip=5), 440, RATE) < 1.0  # never itself
+
+
+def test_a_crowd_is_mixed_as_its_loudest_few() -> None:
+    from gateway.mixer import GateConfig
+
+    amps = {"a": 8000.0, "b": 6000.0, "c": 4000.0, "d": 1000.0, "e": 500.0}
+    freqs = {"a": 400, "b": 600, "c": 800, "d": 1000, "e": 1200}
+    legs: dict[str, ToneLeg] = {k: ToneLeg(freqs[k], amp=amps[k]) for k in amps}
+    legs["ear"] = ToneLeg(None)
+    mixer = _room(legs, gate=GateConfig(max_speakers=3))
+    _run(mixer, 60)
+    heard = legs["ear"].output(skip=20)
+    for k in ("a", "b", "c"):
+        assert amplitude_at(heard, freqs[k], RATE) > 0.8 * amps[k], k
+    for k in ("d", "e"):
+        assert amplitude_at(heard, freqs[k], RATE) < 1.0, k  # faded out of the mix
+    # the quiet ones hear the same mix as the listener (one shared frame), the speakers not
+    assert mixer.shared_frame is not None
+    assert amplitude_at(legs["d"].output(skip=20), freqs["a"], RATE) > 0.8 * amps["a"]
+
+
+def test_a_speaker_keeps_its_place_against_a_slightly_louder_newcomer() -> None:
+    from gateway.mixer import GateConfig
+
+    class Late(ToneLeg):
+        def __init__(self, freq: float, amp: float, start: int) -> None:
+            super().__init__(freq, amp)
+            self.start, self.frame = start, 0
+
+        def source(self, now: float) -> np.ndarray:
+            self.frame += 1
+            pcm = super().source(now)
+            return pcm if self.frame > self.start else pcm * 0
+
+    first, newcomer, ear = Late(500, 4000.0, 0), Late(900, 5000.0, 20), ToneLeg(None)
+    mixer = _room({"f": first, "n": newcomer, "e": ear}, gate=GateConfig(max_speakers=1))
+    _run(mixer, 60)
+    heard = ear.output(skip=40)
+    assert amplitude_at(heard, 500, RATE) > 3000  # 2 dB louder is not enough to take over
+    assert amplitude_at(heard, 900, RATE) < 1.0

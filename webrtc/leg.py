@@ -43,7 +43,15 @@ from aiortc.sdp import candidate_from_sdp
 
 from config import IceServer
 from media.jitter import JitterBuffer
-from media.opus import FRAME, RTP_FRAME, OpusDecoder, OpusEncoder, OpusError, OpusSettings
+from media.opus import (
+    FRAME,
+    RTP_FRAME,
+    OpusDecoder,
+    OpusEncoder,
+    OpusError,
+    OpusSettings,
+    SharedEncoder,
+)
 from webrtc.network import rewrite_candidates
 
 __all__ = ["BrowserLeg", "LegStats", "WebRtcConfig", "drive"]
@@ -77,6 +85,7 @@ class LegStats:
     decode_errors: int = 0
     concealed: int = 0
     send_errors: int = 0
+    shared_frames: int = 0  # frames sent from the room's shared encoder
 
 
 class _Placeholder(MediaStreamTrack):
@@ -89,18 +98,32 @@ class _Placeholder(MediaStreamTrack):
         raise MediaStreamError("placeholder track")
 
 
+@dataclass
+class DriveStats:
+    completed: int = 0
+    suspended: int = 0  # finished in a task
+    failed: int = 0
+
+
+DRIVE = DriveStats()
+
+
 def drive(coro: Coroutine[Any, Any, Any]) -> None:
     """Run a coroutine that normally completes without suspending, here and now; if it does
     suspend, finish it in a task. Errors are logged, not raised."""
     try:
         yielded = coro.send(None)
     except StopIteration:
+        DRIVE.completed += 1
         return
     except ConnectionError:
+        DRIVE.failed += 1
         return
     except Exception:
+        DRIVE.failed += 1
         logger.exception("sending RTP")
         return
+    DRIVE.suspended += 1
     asyncio.ensure_future(_finish(coro, yielded))
 
 
@@ -151,6 +174,9 @@ class BrowserLeg:
         self._failed = False
         #: False for a spectator: its audio is never decoded, nobody may hear it.
         self.heard = True
+        #: The room's encoder for its common mix, and how to tell a frame is that mix.
+        self.shared: SharedEncoder | None = None
+        self.is_shared: Callable[[Pcm], bool] = lambda pcm: False
         self._jitter = JitterBuffer(depth=config.jitter_depth, quiet=lambda p: len(p) <= 3)
         self._decoder = OpusDecoder()
         self._encoder = OpusEncoder(config.opus)
@@ -290,7 +316,11 @@ class BrowserLeg:
         if sender is None or self.closed or not self.connected:
             return
         try:
-            payload = self._encoder.encode(pcm)
+            if self.shared is not None and self.is_shared(pcm):
+                payload = self.shared.encode(pcm)
+                self.stats.shared_frames += 1
+            else:
+                payload = self._encoder.encode(pcm)
         except (OpusError, ValueError):
             self.stats.send_errors += 1
             return
