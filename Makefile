@@ -40,6 +40,7 @@ bench: $(STAMP) debs
 	$(PY) bench/mixer.py
 	$(PY) bench/sip_calls.py
 	$(PY) bench/dtmf_detector.py
+	$(PY) bench/webrtc.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache gateway.db

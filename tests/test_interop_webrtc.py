@@ -84,6 +84,25 @@ def test_browser_and_sip_phone_hear_each_other(
     assert_contains_tone(heard_sip, 1200, skip_seconds=3.0)
 
 
+def test_video_is_declined_and_audio_still_flows(
+    gateway: GatewayProcess,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A browser offering audio and video (as the page will once video is in) is answered
+    with its video inactive, and joins with audio as usual."""
+    room = gateway.create_room(name="video declined")
+    number, token = str(room["number"]), token_of(room, "guest")
+    with ThreadPoolExecutor(2) as pool:
+        a = pool.submit(run_client, gateway.base_url, number, token, freq=600, video=True)
+        b = pool.submit(run_client, gateway.base_url, number, token, freq=1000)
+        ra, rb = a.result(60), b.result(60)
+    video = ra.answer_sdp.split("m=video", 1)
+    assert len(video) == 2 and "a=inactive" in video[1], ra.answer_sdp
+    assert ra.states() == ["joined"]
+    assert_contains_tone(ra.save(tmp_path / "a.wav"), 1000, skip_seconds=1.5)
+    assert_contains_tone(rb.save(tmp_path / "b.wav"), 600, skip_seconds=1.5)
+
+
 def test_spectator_is_heard_by_nobody(
     gateway: GatewayProcess,  # noqa: F811
     tmp_path: Path,

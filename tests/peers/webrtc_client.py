@@ -60,6 +60,7 @@ class Result:
     close_code: int | None = None
     heard: list[np.ndarray] = field(default_factory=list)  # 48 kHz mono int16 chunks
     participant_id: str | None = None
+    answer_sdp: str = ""
 
     def states(self) -> list[str]:
         return [m["state"] for m in self.messages if m.get("type") == "state"]
@@ -93,10 +94,12 @@ class Client:
         freq: float = 0,
         seconds: float = 6.0,
         send_audio: bool = True,
+        video: bool = False,
     ) -> None:
         self.url = base_url.replace("http", "ws", 1) + f"/api/join/{number}/ws"
         self.token, self.name, self.freq, self.seconds = token, name, freq, seconds
         self.send_audio = send_audio
+        self.video = video
         self.result = Result()
         self.pc: RTCPeerConnection | None = None
         self.joined = asyncio.Event()
@@ -136,10 +139,13 @@ class Client:
                         pc.addTrack(ToneTrack(self.freq))
                     else:
                         pc.addTransceiver("audio", direction="recvonly")
+                    if self.video:
+                        pc.addTransceiver("video", direction="sendrecv")
                     await pc.setLocalDescription(await pc.createOffer())
                     await ws.send_str(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
                 elif kind == "answer":
                     assert self.pc is not None
+                    self.result.answer_sdp = message["sdp"]
                     await self.pc.setRemoteDescription(
                         RTCSessionDescription(message["sdp"], "answer")
                     )
