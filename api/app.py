@@ -18,7 +18,7 @@ from aiohttp import web
 from sqlalchemy import Engine
 
 from api import logfilter
-from api.auth import ADMIN_AUTH, require_admin
+from api.auth import ADMIN_AUTH, require_admin, require_room
 from api.browser import join_socket
 from api.errors import ApiError, error_middleware
 from api.live import LIVE, InMemoryLiveCalls, LiveCalls, RoomObserver
@@ -160,6 +160,16 @@ async def admit_participant(request: web.Request) -> web.StreamResponse:
     return web.json_response(ParticipantOut.of(participant).model_dump(mode="json"))
 
 
+async def refuse_participant(request: web.Request) -> web.StreamResponse:
+    room = await _room_or_404(request)
+    refused = await request.app[LIVE].refuse(room.id, request.match_info["pid"])
+    if refused is None:
+        raise _participant_missing(request)
+    if not refused:
+        raise ApiError(409, "not_waiting", "only a participant in the waiting room can be refused")
+    return web.Response(status=204)
+
+
 async def remove_participant(request: web.Request) -> web.StreamResponse:
     room = await _room_or_404(request)
     if not await request.app[LIVE].remove(room.id, request.match_info["pid"]):
@@ -226,7 +236,14 @@ def operations() -> list[Operation]:
             responses={200: Body(RoomOut, array=True, description="Every room")},
         ),
         Operation(
-            "GET", ROOM, get_room, "getRoom", "Read a room", responses={200: room}, errors=(404,)
+            "GET",
+            ROOM,
+            get_room,
+            "getRoom",
+            "Read a room",
+            organiser=True,
+            responses={200: room},
+            errors=(404,),
         ),
         Operation(
             "PATCH",
@@ -254,6 +271,7 @@ def operations() -> list[Operation]:
             "listParticipants",
             "Who is in the room now",
             tag="participants",
+            organiser=True,
             responses={200: Body(ParticipantOut, array=True, description="Participants")},
             errors=(404,),
         ),
@@ -264,6 +282,7 @@ def operations() -> list[Operation]:
             "muteParticipant",
             "Mute or unmute a participant",
             tag="participants",
+            organiser=True,
             request=MuteRequest,
             responses={200: participant},
             errors=(404,),
@@ -275,6 +294,7 @@ def operations() -> list[Operation]:
             "admitParticipant",
             "Let a participant in from the waiting room",
             tag="participants",
+            organiser=True,
             responses={200: participant},
             errors=(404,),
         ),
@@ -285,8 +305,20 @@ def operations() -> list[Operation]:
             "removeParticipant",
             "Remove a participant (told by a prompt or a message)",
             tag="participants",
+            organiser=True,
             responses={204: no_content},
             errors=(404,),
+        ),
+        Operation(
+            "POST",
+            PARTICIPANT + "/refuse",
+            refuse_participant,
+            "refuseParticipant",
+            "Turn a participant in the waiting room away (told by a prompt or a message)",
+            tag="participants",
+            organiser=True,
+            responses={204: no_content},
+            errors=(404, 409),
         ),
         Operation(
             "GET",
@@ -368,7 +400,9 @@ def create_app(settings: Settings, *, live: LiveCalls | None = None) -> web.Appl
     ops = operations()
     app[OPENAPI] = build_openapi(ops, title="Conference gateway", version=API_VERSION)
     for op in ops:
-        handler = require_admin(op.handler) if op.auth else op.handler
+        handler = op.handler
+        if op.auth:
+            handler = require_room(handler) if op.organiser else require_admin(handler)
         app.router.add_route(op.method, op.path, handler, name=op.operation_id)
     app.cleanup_ctx.append(_database)
     return app

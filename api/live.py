@@ -45,6 +45,11 @@ class LiveCalls(Protocol):
 
     async def remove(self, room_id: str, participant_id: str) -> bool: ...
 
+    async def refuse(self, room_id: str, participant_id: str) -> bool | None:
+        """Turn a waiting participant away (told why, then its leg ends). None: no such
+        participant; False: it is not waiting."""
+        ...
+
     async def end_room(self, room_id: str) -> None:
         """End every call in the room (the room was deleted)."""
         ...
@@ -92,6 +97,15 @@ class InMemoryLiveCalls:
 
     async def remove(self, room_id: str, participant_id: str) -> bool:
         return self.rooms.get(room_id, {}).pop(participant_id, None) is not None
+
+    async def refuse(self, room_id: str, participant_id: str) -> bool | None:
+        room = self.rooms.get(room_id, {})
+        if participant_id not in room:
+            return None
+        if room[participant_id].state != "waiting":
+            return False
+        del room[participant_id]
+        return True
 
     async def end_room(self, room_id: str) -> None:
         self.rooms.pop(room_id, None)

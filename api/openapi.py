@@ -27,7 +27,7 @@ REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {
     400: "Malformed JSON, or not a JSON object (or not a WebSocket upgrade)",
     401: "Missing or wrong bearer token",
-    403: "Forbidden",
+    403: "A join link's token on a route or room it may not act on",
     404: "No such room, participant or route",
     409: "Conflict",
     422: "Validation failed (types, ranges, PINs, dates)",
@@ -54,6 +54,8 @@ class Operation:
     summary: str
     tag: str = "rooms"
     auth: bool = True
+    #: Also open to the organiser link token of the room in the path (else: admin only).
+    organiser: bool = False
     request: type[BaseModel] | None = None
     responses: dict[int, Body | None] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
@@ -129,7 +131,12 @@ def build_openapi(operations: Sequence[Operation], *, title: str, version: str) 
             responses[str(status)] = response
         errors = set(op.errors)
         if op.auth:
-            errors.add(401)
+            errors.update((401, 403))  # 403: a join link's token where it may not act
+        if op.organiser:
+            entry["description"] = (
+                entry.get("description", "") + " Open to the admin token and to the organiser"
+                " link token of this room (another room's link token: 403)."
+            ).strip()
         if op.request is not None:
             errors.update((400, 422))
         for status in sorted(errors):

@@ -208,6 +208,17 @@ class Conference:
         member.remove("removed")
         return True
 
+    async def refuse(self, room_id: str, participant_id: str) -> bool | None:
+        """A waiting member turned away: it hears (or reads) why, then its leg ends."""
+        member = self.member(room_id, participant_id)
+        if member is None:
+            return None
+        if member.state != "waiting":
+            return False
+        self.leave(member)
+        member.remove("refused")
+        return True
+
     async def end_room(self, room_id: str) -> None:
         for member in self.members(room_id):
             self.leave(member)

@@ -256,6 +256,14 @@ class RoomStore:
         role = room.role_for_token(token)
         return None if role is None else (room, role)
 
+    def find_token(self, token: str) -> tuple[str, Role] | None:
+        """The room id and role of a link token, whatever the room; None: no such link."""
+        if not token or len(token) > 64:
+            return None
+        with Session(self.engine) as session:
+            row = session.get(LinkToken, token)
+            return None if row is None else (row.room_id, Role(row.role))
+
     # -- change ------------------------------------------------------------------------------
     def update(self, room_id: str, changes: Mapping[str, Any]) -> RoomData | None:
         """Apply ``changes`` (writable fields only) and check the merged room; None: no room.

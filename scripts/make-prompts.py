@@ -88,6 +88,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "The conference has ended. Goodbye.",
         "fr": "La conférence est terminée. Au revoir.",
     },
+    "refused": {
+        "en": "The organiser has not let you into the conference. Goodbye.",
+        "fr": "L'organisateur ne vous a pas admis dans la conférence. Au revoir.",
+    },
     "waiting": {
         "en": "Please wait, the organiser will let you in shortly.",
         "fr": "Veuillez patienter, l'organisateur va vous faire entrer dans quelques instants.",

@@ -74,8 +74,11 @@ async def test_document_describes_auth_bodies_and_errors(client: Client) -> None
     assert create["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/RoomCreate"
     }
-    assert set(create["responses"]) == {"201", "400", "401", "422"}
-    assert set(paths["/api/rooms/{id}"]["delete"]["responses"]) == {"204", "401", "404"}
+    assert set(create["responses"]) == {"201", "400", "401", "403", "422"}
+    assert set(paths["/api/rooms/{id}"]["delete"]["responses"]) == {"204", "401", "403", "404"}
+    refuse = paths["/api/rooms/{id}/participants/{pid}/refuse"]["post"]
+    assert set(refuse["responses"]) == {"204", "401", "403", "404", "409"}
+    assert "organiser link token" in refuse["description"]
     error = paths["/api/rooms/{id}"]["get"]["responses"]["404"]["content"]["application/json"]
     assert error["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
     params = paths["/api/rooms/{id}/participants/{pid}/mute"]["post"]["parameters"]

@@ -110,3 +110,21 @@ async def test_a_caller_holding_the_call_is_not_heard() -> None:
     conference.set_on_hold(holder, False)
     tick(conference, "r1", 10)
     assert heard.level() > 1000
+
+
+async def test_refuse_turns_only_a_waiting_member_away() -> None:
+    conference = Conference(MixerClock())
+    told: list[tuple[str, str]] = []
+    inside = Member("r1", "Inside", "sip")
+    waiting = Member("r1", "Late", "browser", state="waiting")
+    inside.remove = lambda reason: told.append(("inside", reason))
+    waiting.remove = lambda reason: told.append(("waiting", reason))
+    conference.join(inside, tone_source(440), Sink())  # type: ignore[arg-type]
+    conference.join(waiting, tone_source(700), Sink())  # type: ignore[arg-type]
+    assert await conference.refuse("r1", inside.id) is False
+    assert await conference.refuse("r1", "nobody") is None
+    assert await conference.refuse("r1", waiting.id) is True
+    assert told == [("waiting", "refused")]
+    assert [p.display_name for p in await conference.participants("r1")] == ["Inside"]
+    assert len(conference.clock.rooms) == 1  # its waiting message stopped
+    assert prompts.frames("refused", "en") and prompts.frames("refused", "fr")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +119,40 @@ def test_hold_and_unhold_reinvites_keep_the_call(
 def test_delayed_offer(gateway: GatewayProcess, room: dict[str, object]) -> None:  # noqa: F811
     result = sipp.run_delayed_offer(HOST, gateway.sip_port, str(room["number"]))
     assert result.ok, result.summary()
+
+
+def test_refused_caller_hears_why_then_gets_bye(
+    gateway: GatewayProcess,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A room system waiting in a waiting room, turned away by the organiser's link token:
+    the gateway tells it (a spoken prompt) and hangs up."""
+    from urllib.parse import urlsplit
+
+    from tests.peers.pcap import silence_packets, write_pcap
+
+    room = gateway.create_room(name="refuse", waiting_room=True)
+    pcap = write_pcap(tmp_path / "silence.pcap", silence_packets(8))
+    future = sipp.in_background(
+        sipp.run_dialin_expect_bye,
+        HOST,
+        gateway.sip_port,
+        str(room["number"]),
+        pcap,
+        bye_ms=20000,
+    )
+    [member] = gateway.wait_participants(str(room["id"]), 1)
+    assert member["state"] == "waiting"
+    organiser = urlsplit(room["links"]["organiser"]).query.removeprefix("token=")
+    request = urllib.request.Request(
+        f"{gateway.base_url}/api/rooms/{room['id']}/participants/{member['id']}/refuse",
+        method="POST",
+        headers={"Authorization": f"Bearer {organiser}"},
+    )
+    began = time.monotonic()
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 204
+    result = future.result(60)
+    assert result.ok, result.summary()
+    assert time.monotonic() - began > 2.0  # the prompt played before the BYE
+    assert gateway.participants(str(room["id"])) == []

@@ -249,3 +249,21 @@ def test_vanished_browser_is_gone_within_30_s(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_waiting_browser_is_admitted_or_refused(gateway: GatewayProcess) -> None:  # noqa: F811
+    room = gateway.create_room(name="waiting browsers", waiting_room=True)
+    number, token = str(room["number"]), token_of(room, "guest")
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(run_client, gateway.base_url, number, token, name="In", seconds=2)
+        second = pool.submit(run_client, gateway.base_url, number, token, name="Out")
+        members = gateway.wait_participants(str(room["id"]), 2, timeout=20)
+        assert {m["state"] for m in members} == {"waiting"}
+        by_name = {m["display_name"]: m["id"] for m in members}
+        base = f"/api/rooms/{room['id']}/participants"
+        assert gateway.api("POST", f"{base}/{by_name['In']}/admit")[0] == 200
+        assert gateway.api("POST", f"{base}/{by_name['Out']}/refuse")[0] == 204
+        admitted, refused = first.result(60), second.result(60)
+    assert admitted.states() == ["waiting", "joined"], admitted.messages
+    assert refused.states() == ["waiting"] and refused.errors() == ["refused"]
+    assert refused.close_code == 4412

@@ -39,6 +39,7 @@ PROMPTS = (
     "unmuted",
     "removed",
     "ended",
+    "refused",
     "waiting",
 )
 
