@@ -21,6 +21,7 @@ from api import logfilter
 from api.auth import ADMIN_AUTH, require_admin, require_room
 from api.browser import join_socket
 from api.errors import ApiError, error_middleware
+from api.events import EVENTS, EventHub, room_events
 from api.live import LIVE, InMemoryLiveCalls, LiveCalls, RoomObserver
 from api.openapi import Body, Operation, build_openapi, docs_html
 from api.pages import JOIN_SCRIPT_PATH, STORE, join_page, join_script
@@ -276,6 +277,19 @@ def operations() -> list[Operation]:
             errors=(404,),
         ),
         Operation(
+            "GET",
+            ROOM + "/events",
+            room_events,
+            "roomEvents",
+            "WebSocket of the room's live events (joined, left, waiting, admitted, refused, muted,"
+            " unmuted, talking_started, talking_stopped); a browser passes its token as ?token=",
+            tag="participants",
+            organiser=True,
+            query=(("token", False, "the organiser link token, for a browser's WebSocket"),),
+            responses={101: Body(description="Switching to the WebSocket protocol")},
+            errors=(400, 404),
+        ),
+        Operation(
             "POST",
             PARTICIPANT + "/mute",
             mute_participant,
@@ -385,7 +399,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(engine.dispose)
 
 
-def create_app(settings: Settings, *, live: LiveCalls | None = None) -> web.Application:
+def create_app(
+    settings: Settings, *, live: LiveCalls | None = None, events: EventHub | None = None
+) -> web.Application:
     """The gateway's web application.
 
     ``live`` answers the participants routes (default: an empty :class:`InMemoryLiveCalls`).
@@ -397,6 +413,7 @@ def create_app(settings: Settings, *, live: LiveCalls | None = None) -> web.Appl
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app[LIVE] = live if live is not None else InMemoryLiveCalls()
+    app[EVENTS] = events if events is not None else EventHub()
     ops = operations()
     app[OPENAPI] = build_openapi(ops, title="Conference gateway", version=API_VERSION)
     for op in ops:

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from api.app import create_app
 from api.browser import BROWSERS
+from api.events import EVENTS
 from api.pages import STORE
 from config import Settings
 from gateway.browser_calls import BrowserCalls
@@ -111,6 +112,7 @@ def build_app(settings: Settings) -> web.Application:
         return room is not None and room.is_active_at()
 
     conference.is_open = is_open
+    conference.on_event = app[EVENTS].publish
     app[CONFERENCE] = conference
     browsers = BrowserCalls(settings, conference)
     app[BROWSERS] = browsers

@@ -86,6 +86,8 @@ class Conference:
         self.language = language
         #: Whether a room may hold calls now (it exists, is active and within its window).
         self.is_open = is_open
+        #: Told every event of every room: (type, room id, the participant as it is now).
+        self.on_event: Callable[[str, str, Participant], None] | None = None
         self.rooms: dict[str, _Room] = {}
 
     # -- legs --------------------------------------------------------------------------------
@@ -109,12 +111,21 @@ class Conference:
             room.waiting[member.id] = player
             self.clock.add(player)
         logger.info("%s %s %s in room %s", member.kind, member.id, member.state, member.room_id)
+        self._emit("joined" if member.state == "joined" else "waiting", member)
+
+    def _emit(self, kind: str, member: Member) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(kind, member.room_id, member.view())
+            except Exception:  # an observer must never break a call
+                logger.exception("room event %s", kind)
 
     def _talking(self, room_id: str) -> Callable[[Hashable, bool], None]:
         def changed(member_id: Hashable, talking: bool) -> None:
             member = self.member(room_id, str(member_id))
             if member is not None:
                 member.talking = talking
+                self._emit("talking_started" if talking else "talking_stopped", member)
 
         return changed
 
@@ -139,6 +150,8 @@ class Conference:
             self.clock.remove(room.mixer)
             del self.rooms[member.room_id]
         logger.info("%s %s left room %s", member.kind, member.id, member.room_id)
+        member.talking = False
+        self._emit("left", member)
 
     def _stop_waiting(self, room: _Room, member: Member) -> None:
         player = room.waiting.pop(member.id, None)
@@ -184,10 +197,13 @@ class Conference:
 
     def set_muted(self, member: Member, muted: bool) -> None:
         """Mute or unmute a member (from the API, or the caller itself with ``*6``)."""
+        changed = member.muted != muted
         member.muted = muted
         room = self.rooms.get(member.room_id)
         if room is not None and member.id in room.mixer:
             room.mixer.set_muted(member.id, muted)
+        if changed and room is not None and member.id in room.members:
+            self._emit("muted" if muted else "unmuted", member)
 
     async def admit(self, room_id: str, participant_id: str) -> Participant | None:
         member = self.member(room_id, participant_id)
@@ -198,6 +214,7 @@ class Conference:
             self._stop_waiting(self.rooms[room_id], member)
             self._mix(self.rooms[room_id], member)
             member.on_state("joined")
+            self._emit("admitted", member)
         return member.view()
 
     async def remove(self, room_id: str, participant_id: str) -> bool:
@@ -215,6 +232,7 @@ class Conference:
             return None
         if member.state != "waiting":
             return False
+        self._emit("refused", member)
         self.leave(member)
         member.remove("refused")
         return True
