@@ -78,7 +78,9 @@ class GatewayProcess:
 
 
 def start_gateway(tmp_path: Path, **env: str) -> Iterator[GatewayProcess]:
-    http_port, sip_port = free_port("tcp"), free_port("udp")
+    # ports given in ``env`` are kept (a restart on the same address), else fresh ones
+    http_port = int(env.get("GATEWAY_HTTP_PORT") or free_port("tcp"))
+    sip_port = int(env.get("GATEWAY_SIP_PORT") or free_port("udp"))
     block = 20000 + 200 * (next(_rtp_blocks) % 40)
     log_path = tmp_path / "gateway.log"
     environment = {

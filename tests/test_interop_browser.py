@@ -141,3 +141,32 @@ def test_killed_browser_is_gone_within_30_s(
         print(f"gone after {time.monotonic() - began:.1f} s")
     finally:
         browser.close()
+
+
+def test_page_reconnects_and_rejoins_after_the_gateway_restarts(tmp_path: Path) -> None:
+    """The connection is lost (the gateway restarts on the same address and database): the
+    page says so, retries by itself and is back in the room without a click."""
+    from tests.gateway_proc import start_gateway
+    from tests.peers.net import free_port
+
+    fixed = {
+        "GATEWAY_HTTP_PORT": str(free_port("tcp")),
+        "GATEWAY_SIP_PORT": str(free_port("udp")),
+        "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path / 'kept.db'}",
+    }
+    browser = chromium.Browser(chromium.tone_wav(tmp_path / "tone.wav", 1000)).start()
+    try:
+        for gw in start_gateway(tmp_path, **fixed):
+            room = gw.create_room(name="restart")
+            join(browser, link(gw, room, "guest"), "Stayer")
+            first = browser.js("return window.gatewayState.participant_id")
+        # the gateway is gone: the page notices and shows it
+        browser.wait_for('return document.getElementById("status").textContent !== "joined"', 20)
+        for gw in start_gateway(tmp_path, **fixed):
+            browser.wait_for(
+                'return document.getElementById("status").textContent === "joined"', 30
+            )
+            [member] = gw.wait_participants(str(room["id"]), 1)
+            assert member["display_name"] == "Stayer" and member["id"] != first
+    finally:
+        browser.close()
