@@ -170,3 +170,27 @@ def test_page_reconnects_and_rejoins_after_the_gateway_restarts(tmp_path: Path) 
             assert member["display_name"] == "Stayer" and member["id"] != first
     finally:
         browser.close()
+
+
+@pytest.mark.parametrize(
+    ("microphone", "code"), [("denied", "mic_blocked"), ("missing", "mic_missing")]
+)
+def test_a_blocked_or_missing_microphone_is_said_in_words(
+    gateway: GatewayProcess,  # noqa: F811
+    tmp_path: Path,
+    microphone: str,
+    code: str,
+) -> None:
+    room = gateway.create_room(name="no microphone")
+    with chromium.Browser(
+        chromium.tone_wav(tmp_path / "tone.wav", 1000), lang="en", microphone=microphone
+    ) as browser:
+        browser.open(link(gateway, room, "guest"))
+        browser.type("#name", "Nomic")
+        browser.click("#join")
+        error = browser.wait_for("return window.gatewayState.last_error", 15)
+        assert error == code
+        message = browser.text("#message")
+        assert "microphone" in message.lower(), message
+        assert browser.text("#status") != "joined"
+    assert gateway.participants(str(room["id"])) == []

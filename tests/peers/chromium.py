@@ -199,6 +199,7 @@ class Browser:
         lang: str | None = None,
         extra_args: Sequence[str] = (),
         page_load_timeout: float = 20.0,
+        microphone: str = "granted",
     ) -> None:
         if not available():
             raise RuntimeError("chromium, chromedriver or selenium missing")
@@ -206,6 +207,9 @@ class Browser:
         self.lang = lang
         self.extra_args = list(extra_args)
         self.page_load_timeout = page_load_timeout
+        #: "granted" (fake device, permission given), "denied" (the user says no) or
+        #: "missing" (no capture device at all).
+        self.microphone = microphone
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._driver: Any = None
         self._service: Any = None
@@ -218,8 +222,6 @@ class Browser:
             "--no-sandbox",
             "--disable-dev-shm-usage",
             "--disable-gpu",
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
             "--autoplay-policy=no-user-gesture-required",
             "--no-first-run",
             "--no-default-browser-check",
@@ -227,7 +229,13 @@ class Browser:
             "--allow-loopback-in-peer-connection",
             f"--user-data-dir={user_data_dir}",
         ]
-        if self.wav is not None:
+        if self.microphone == "denied":
+            args += ["--use-fake-device-for-media-stream", "--deny-permission-prompts"]
+        elif self.microphone == "missing":
+            args.append("--use-fake-ui-for-media-stream")  # no device: nothing to capture
+        else:
+            args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+        if self.wav is not None and self.microphone != "missing":
             args.append(f"--use-file-for-fake-audio-capture={self.wav}")
         if self.lang:
             args.append(f"--lang={self.lang}")
