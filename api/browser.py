@@ -49,8 +49,9 @@ class BrowserJoin:
     waiting_room: bool  # the room admits guests one by one
 
 
-#: The gateway tells the socket: ("state", "joined" | "waiting") or ("end", reason) with
-#: reason one of "removed", "ended", "refused", "failed" (the media path was lost).
+#: The gateway tells the socket: ("state", "joined" | "waiting"), ("moderated", "muted" |
+#: "unmuted") or ("end", reason) with reason one of "removed", "ended", "refused", "failed"
+#: (the media path was lost).
 Notify = Callable[[str, str], None]
 
 
@@ -238,6 +239,8 @@ class _Socket:
     def notify(self, kind: str, value: str) -> None:
         if kind == "state":
             asyncio.ensure_future(self.send({"type": "state", "state": value}))
+        elif kind == "moderated":
+            asyncio.ensure_future(self.send({"type": "moderated", "action": value}))
         elif kind == "end" and not self.ended.done():
             self.ended.set_result((kind, value))
 

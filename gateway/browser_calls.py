@@ -41,6 +41,7 @@ class BrowserSession:
         )
         self.member.remove = self._removed
         self.member.on_state = self._state
+        self.member.on_moderated = lambda action: self.notify("moderated", action)
         self.leg = BrowserLeg(calls.config, on_connected=self._connected, on_failed=self._failed)
         self.leg.heard = join.role != "spectator"
         self.in_room = False

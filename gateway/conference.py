@@ -46,6 +46,8 @@ class Member:
     remove: Callable[[str], None] = lambda reason: None
     #: Told the member's new state after a change made from outside ("joined" once admitted).
     on_state: Callable[[str], None] = lambda state: None
+    #: Told what a moderator did to it ("muted", "unmuted"): a call hears it, a browser reads it.
+    on_moderated: Callable[[str], None] = lambda action: None
     talking: bool = False  # the mixer's talker detection
     source: FrameSource | None = field(default=None, repr=False)
     sink: FrameSink | None = field(default=None, repr=False)
@@ -184,7 +186,13 @@ class Conference:
         member = self.member(room_id, participant_id)
         if member is None:
             return None
+        changed = member.muted != muted
         self.set_muted(member, muted)
+        if changed:
+            try:
+                member.on_moderated("muted" if muted else "unmuted")
+            except Exception:  # telling must never fail the moderation
+                logger.exception("telling %s it was %s", member.id, "muted" if muted else "unmuted")
         return member.view()
 
     def set_on_hold(self, member: Member, held: bool) -> None:

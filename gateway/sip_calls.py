@@ -310,6 +310,7 @@ class SipCalls:
             leg.menu_plan = (room,)  # the menu starts once the ACK is in
         leg.overlay = PromptOverlay(endpoint.push_frame)
         member.remove = lambda reason: self._say_goodbye(leg, reason)
+        member.on_moderated = lambda action: self._tell(leg, action)
         self._wire(leg)
         if offer is not None:
             try:
@@ -561,6 +562,11 @@ class SipCalls:
         if leg.overlay is not None:
             name = "muted" if member.muted else "unmuted"
             leg.overlay.play(prompts.frames(name, self.settings.language))
+
+    def _tell(self, leg: SipLeg, prompt: str) -> None:
+        """A moderator muted or unmuted the caller: it hears so, over the room's audio."""
+        if leg.overlay is not None and leg.call in self.legs:
+            leg.overlay.play(prompts.frames(prompt, self.settings.language))
 
     # -- ending ------------------------------------------------------------------------------
     def _say_goodbye(self, leg: SipLeg, reason: str) -> None:

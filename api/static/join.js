@@ -435,6 +435,15 @@
           setStatus(msg.state, msg.state);
         }
         break;
+      case "moderated":  // an organiser muted or unmuted us: follow, and say so
+        if (msg.action === "muted" || msg.action === "unmuted") {
+          muted = msg.action === "muted";
+          var track = micTrack();
+          if (track) { track.enabled = !muted; }
+          el.mute.setAttribute("aria-pressed", String(muted));
+          showError(msg.action === "muted" ? "muted_by_organiser" : "unmuted_by_organiser");
+        }
+        break;
       case "participants":
         participants = Array.isArray(msg.participants) ? msg.participants : [];
         renderParticipants();
