@@ -47,6 +47,7 @@ class BrowserJoin:
     role: str  # "organiser", "guest", "spectator"
     display_name: str
     waiting_room: bool  # the room admits guests one by one
+    wait_for_host: bool = False  # nobody but organisers is let in before an organiser
 
 
 #: The gateway tells the socket: ("state", "joined" | "waiting"), ("moderated", "muted" |
@@ -234,6 +235,7 @@ class _Socket:
                 role=role.value,
                 display_name=name,
                 waiting_room=bool(getattr(room, "waiting_room", False)),
+                wait_for_host=bool(getattr(room, "wait_for_host", False)),
             )
 
     def notify(self, kind: str, value: str) -> None:

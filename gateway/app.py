@@ -66,6 +66,7 @@ def room_lookup(store: RoomStore) -> RoomLookup:
             pin=room.pin,
             host_pin=room.host_pin,
             waiting_room=room.waiting_room,
+            wait_for_host=room.wait_for_host,
         )
 
     return lookup

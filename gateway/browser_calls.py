@@ -44,6 +44,7 @@ class BrowserSession:
         self.member.on_moderated = lambda action: self.notify("moderated", action)
         self.leg = BrowserLeg(calls.config, on_connected=self._connected, on_failed=self._failed)
         self.leg.heard = join.role != "spectator"
+        self.wait_for_host = join.wait_for_host
         self.in_room = False
         self.closed = False
 
@@ -64,7 +65,9 @@ class BrowserSession:
         if self.closed or self.in_room:
             return
         self.in_room = True
-        self.calls.conference.join(self.member, self.leg.source, self.leg.sink)
+        self.calls.conference.join(
+            self.member, self.leg.source, self.leg.sink, wait_for_host=self.wait_for_host
+        )
         room_id = self.member.room_id
         self.leg.shared = self.calls.shared_encoder(room_id)
         self.leg.is_shared = self.calls.conference.shared_frame_test(room_id)

@@ -49,6 +49,11 @@ class Member:
     #: Told what a moderator did to it ("muted", "unmuted"): a call hears it, a browser reads it.
     on_moderated: Callable[[str], None] = lambda action: None
     talking: bool = False  # the mixer's talker detection
+    #: Waiting because the room waits for its host (an organiser) to be in; an organiser's
+    #: arrival lets it in, unless it also waits to be admitted from the waiting room.
+    waiting_for_host: bool = False
+    #: Waiting in the room's waiting room: only an admission lets it in.
+    needs_admission: bool = False
     source: FrameSource | None = field(default=None, repr=False)
     sink: FrameSink | None = field(default=None, repr=False)
 
@@ -93,9 +98,18 @@ class Conference:
         self.rooms: dict[str, _Room] = {}
 
     # -- legs --------------------------------------------------------------------------------
-    def join(self, member: Member, source: FrameSource, sink: FrameSink) -> None:
+    def join(
+        self,
+        member: Member,
+        source: FrameSource,
+        sink: FrameSink,
+        *,
+        wait_for_host: bool = False,
+    ) -> None:
         """Put a member in its room; a waiting member is heard by nobody and hears a message
-        asking it to wait, until admitted."""
+        asking it to wait, until admitted. With ``wait_for_host`` (the room's setting),
+        anyone but an organiser waits until an organiser is in; the first organiser in lets
+        them all in (but those who also wait to be admitted)."""
         room = self.rooms.get(member.room_id)
         if room is None:
             mixer = RoomMixer(
@@ -105,6 +119,11 @@ class Conference:
             self.rooms[member.room_id] = room
             self.clock.add(room.mixer)
         member.source, member.sink = source, sink
+        member.needs_admission = member.state == "waiting"
+        host_in = any(m.role == "organiser" and m.state == "joined" for m in room.members.values())
+        member.waiting_for_host = wait_for_host and member.role != "organiser" and not host_in
+        if member.waiting_for_host:
+            member.state = "waiting"
         room.members[member.id] = member
         if member.state == "joined":
             self._mix(room, member)
@@ -114,6 +133,12 @@ class Conference:
             self.clock.add(player)
         logger.info("%s %s %s in room %s", member.kind, member.id, member.state, member.room_id)
         self._emit("joined" if member.state == "joined" else "waiting", member)
+        if member.role == "organiser" and member.state == "joined":
+            for other in list(room.members.values()):
+                if other.waiting_for_host:
+                    other.waiting_for_host = False
+                    if not other.needs_admission:
+                        self._let_in(room, other)
 
     def _emit(self, kind: str, member: Member) -> None:
         if self.on_event is not None:
@@ -218,12 +243,16 @@ class Conference:
         if member is None:
             return None
         if member.state == "waiting":
-            member.state = "joined"
-            self._stop_waiting(self.rooms[room_id], member)
-            self._mix(self.rooms[room_id], member)
-            member.on_state("joined")
-            self._emit("admitted", member)
+            member.waiting_for_host = member.needs_admission = False
+            self._let_in(self.rooms[room_id], member)
         return member.view()
+
+    def _let_in(self, room: _Room, member: Member) -> None:
+        member.state = "joined"
+        self._stop_waiting(room, member)
+        self._mix(room, member)
+        member.on_state("joined")
+        self._emit("admitted", member)
 
     async def remove(self, room_id: str, participant_id: str) -> bool:
         member = self.member(room_id, participant_id)

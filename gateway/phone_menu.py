@@ -71,6 +71,7 @@ class MenuRoom:
     pin: str | None
     host_pin: str | None
     waiting_room: bool = False
+    wait_for_host: bool = False
 
 
 @dataclass(frozen=True)

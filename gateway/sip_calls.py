@@ -81,6 +81,7 @@ class RoomInfo:
     pin: str | None
     host_pin: str | None
     waiting_room: bool = False
+    wait_for_host: bool = False
 
     def for_menu(self) -> MenuRoom:
         return MenuRoom(
@@ -89,6 +90,7 @@ class RoomInfo:
             pin=self.pin,
             host_pin=self.host_pin,
             waiting_room=self.waiting_room,
+            wait_for_host=self.wait_for_host,
         )
 
 
@@ -330,7 +332,9 @@ class SipCalls:
         self.legs[call] = leg
         if not menu:
             assert room is not None
-            self._enter_room(leg, room.id, "guest", waiting=room.waiting_room)
+            self._enter_room(
+                leg, room.id, "guest", waiting=room.waiting_room, for_host=room.wait_for_host
+            )
         self.endpoint.answer(call, sdp)
 
     def _media_host(self, call: Call) -> str:
@@ -531,9 +535,11 @@ class SipCalls:
             return
         room = result.room
         waiting = room.waiting_room and result.role != "organiser"
-        self._enter_room(leg, room.id, result.role, waiting=waiting)
+        self._enter_room(leg, room.id, result.role, waiting=waiting, for_host=room.wait_for_host)
 
-    def _enter_room(self, leg: SipLeg, room_id: str, role: str, *, waiting: bool) -> None:
+    def _enter_room(
+        self, leg: SipLeg, room_id: str, role: str, *, waiting: bool, for_host: bool = False
+    ) -> None:
         """Put the caller in its room: heard (unless a spectator), hearing the room, and its
         keys (``*6``) live. In-band tones are looked for only when no telephone-event is."""
         member = leg.member
@@ -550,7 +556,7 @@ class SipCalls:
             return frame
 
         assert leg.overlay is not None
-        self.conference.join(member, source, leg.overlay)
+        self.conference.join(member, source, leg.overlay, wait_for_host=for_host)
         logger.info("call %s joined room %s as %s", member.id, room_id, role)
 
     def _toggle_mute(self, leg: SipLeg) -> None:

@@ -128,3 +128,27 @@ async def test_refuse_turns_only_a_waiting_member_away() -> None:
     assert [p.display_name for p in await conference.participants("r1")] == ["Inside"]
     assert len(conference.clock.rooms) == 1  # its waiting message stopped
     assert prompts.frames("refused", "en") and prompts.frames("refused", "fr")
+
+
+async def test_wait_for_host_lets_everyone_in_when_an_organiser_arrives() -> None:
+    conference = Conference(MixerClock())
+    states: list[tuple[str, str]] = []
+    guest = Member("r1", "Guest", "phone")
+    lobby = Member("r1", "Lobby", "browser", state="waiting")  # also in the waiting room
+    guest.on_state = lambda s: states.append(("guest", s))
+    lobby.on_state = lambda s: states.append(("lobby", s))
+    conference.join(guest, tone_source(440), Sink(), wait_for_host=True)  # type: ignore[arg-type]
+    conference.join(lobby, tone_source(500), Sink(), wait_for_host=True)  # type: ignore[arg-type]
+    assert (guest.state, lobby.state) == ("waiting", "waiting")
+    host = Member("r1", "Host", "sip", role="organiser")
+    conference.join(host, tone_source(600), Sink(), wait_for_host=True)  # type: ignore[arg-type]
+    assert host.state == "joined" and guest.state == "joined"
+    assert lobby.state == "waiting"  # the waiting room still needs an admission
+    assert states == [("guest", "joined")]
+    late = Member("r1", "Late", "sip")
+    conference.join(late, tone_source(700), Sink(), wait_for_host=True)  # type: ignore[arg-type]
+    assert late.state == "joined"  # the host is in
+    conference.leave(host)
+    assert guest.state == "joined" and late.state == "joined"  # nobody is thrown out
+    await conference.admit("r1", lobby.id)
+    assert lobby.state == "joined"

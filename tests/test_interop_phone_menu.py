@@ -590,3 +590,73 @@ def test_star_six_toggles_own_mute(gateway: GatewayProcess, tmp_path: Path) -> N
     assert time.monotonic() > t0 + 20.0, "unmuted before the second *6 was typed"
     finish(call, gateway)
     assert_emptied(gateway, room_id)
+
+
+def test_wait_for_host_holds_a_phone_and_a_browser_until_the_organiser_is_in(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlsplit
+
+    from tests.peers.webrtc_client import run_client
+
+    room = gateway.create_room(name="wait for host", host_pin=HOST_PIN, wait_for_host=True)
+    rid = str(room["id"])
+    # a guest phone dials the room and types # alone (a host-PIN-only room lets guests in)
+    guest_pcap, guest_lead = rfc4733_pcap(tmp_path / "guest.pcap", [(2.0, "#")])
+    guest_phone = in_background(
+        sipp.run_dialin_dtmf,
+        HOST,
+        gateway.sip_port,
+        str(room["number"]),
+        guest_pcap,
+        40000,
+        lead_ms=guest_lead,
+        timeout=60,
+    )
+    token = urlsplit(room["links"]["guest"]).query.removeprefix("token=")
+    with ThreadPoolExecutor(1) as pool:
+        browser = pool.submit(
+            run_client,
+            gateway.base_url,
+            str(room["number"]),
+            token,
+            name="Early",
+            seconds=3,
+            timeout=90,
+        )
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline:
+            found = gateway.participants(rid)
+            if len(found) == 2:
+                break
+            time.sleep(0.3)
+        assert sorted(p["kind"] for p in found) == ["browser", "sip"], found
+        time.sleep(2)
+        assert {p["state"] for p in gateway.participants(rid)} == {"waiting"}
+        # the organiser arrives by the host PIN: everyone is let in
+        host_pcap, host_lead = rfc4733_pcap(tmp_path / "host.pcap", [(2.0, HOST_PIN + "#")])
+        organiser = in_background(
+            sipp.run_dialin_dtmf,
+            HOST,
+            gateway.sip_port,
+            str(room["number"]),
+            host_pcap,
+            20000,
+            lead_ms=host_lead,
+            timeout=45,
+        )
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline:
+            states = {p["role"]: p["state"] for p in gateway.participants(rid)}
+            if states.get("organiser") == "joined":
+                break
+            time.sleep(0.3)
+        everyone = gateway.participants(rid)
+        assert len(everyone) == 3 and {p["state"] for p in everyone} == {"joined"}, everyone
+        result = browser.result(90)
+    assert result.states() == ["waiting", "joined"], result.messages
+    finish(organiser, gateway)
+    # the organiser left: the guest phone stays in
+    assert [p["kind"] for p in gateway.participants(rid)] == ["sip"]
+    finish(guest_phone, gateway, timeout=60)
