@@ -22,7 +22,7 @@ from api.auth import ADMIN_AUTH, require_admin, require_room
 from api.browser import join_socket
 from api.errors import ApiError, error_middleware
 from api.events import EVENTS, EventHub, room_events
-from api.live import LIVE, InMemoryLiveCalls, LiveCalls, RoomObserver
+from api.live import LIVE, InMemoryLiveCalls, LiveCalls, Participant, RoomObserver
 from api.openapi import Body, Operation, build_openapi, docs_html
 from api.pages import JOIN_SCRIPT_PATH, STORE, join_page, join_script
 from api.schemas import (
@@ -161,6 +161,31 @@ async def admit_participant(request: web.Request) -> web.StreamResponse:
     return web.json_response(ParticipantOut.of(participant).model_dump(mode="json"))
 
 
+def _participants_json(participants: list[Participant]) -> web.Response:
+    return web.json_response([ParticipantOut.of(p).model_dump(mode="json") for p in participants])
+
+
+async def admit_all(request: web.Request) -> web.StreamResponse:
+    room = await _room_or_404(request)
+    return _participants_json(await request.app[LIVE].admit_all(room.id))
+
+
+async def mute_all(request: web.Request) -> web.StreamResponse:
+    room = await _room_or_404(request)
+    body = await parse_body(request, MuteRequest)
+    return _participants_json(await request.app[LIVE].mute_all(room.id, body.muted))
+
+
+async def ask_unmute(request: web.Request) -> web.StreamResponse:
+    room = await _room_or_404(request)
+    asked = await request.app[LIVE].ask_unmute(room.id, request.match_info["pid"])
+    if asked is None:
+        raise _participant_missing(request)
+    if not asked:
+        raise ApiError(409, "cannot_unmute", "only a muted participant who may speak can be asked")
+    return web.Response(status=204)
+
+
 async def refuse_participant(request: web.Request) -> web.StreamResponse:
     room = await _room_or_404(request)
     refused = await request.app[LIVE].refuse(room.id, request.match_info["pid"])
@@ -288,6 +313,41 @@ def operations() -> list[Operation]:
             query=(("token", False, "the organiser link token, for a browser's WebSocket"),),
             responses={101: Body(description="Switching to the WebSocket protocol")},
             errors=(400, 404),
+        ),
+        Operation(
+            "POST",
+            ROOM + "/admit-all",
+            admit_all,
+            "admitAll",
+            "Let everyone in the waiting room in; returns those let in",
+            tag="participants",
+            organiser=True,
+            responses={200: Body(ParticipantOut, array=True, description="Let in")},
+            errors=(404,),
+        ),
+        Operation(
+            "POST",
+            ROOM + "/mute-all",
+            mute_all,
+            "muteAll",
+            "Mute (or unmute) everyone but the organisers, each told; returns those changed",
+            tag="participants",
+            organiser=True,
+            request=MuteRequest,
+            responses={200: Body(ParticipantOut, array=True, description="Changed")},
+            errors=(404,),
+        ),
+        Operation(
+            "POST",
+            PARTICIPANT + "/ask-unmute",
+            ask_unmute,
+            "askUnmute",
+            "Ask a muted participant to unmute itself (a browser is prompted, a phone told to"
+            " press *6)",
+            tag="participants",
+            organiser=True,
+            responses={204: no_content},
+            errors=(404, 409),
         ),
         Operation(
             "POST",

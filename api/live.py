@@ -50,6 +50,19 @@ class LiveCalls(Protocol):
         participant; False: it is not waiting."""
         ...
 
+    async def admit_all(self, room_id: str) -> list[Participant]:
+        """Let every waiting participant in; returns those let in."""
+        ...
+
+    async def mute_all(self, room_id: str, muted: bool) -> list[Participant]:
+        """Mute (or unmute) everyone but the organisers; returns those changed."""
+        ...
+
+    async def ask_unmute(self, room_id: str, participant_id: str) -> bool | None:
+        """Ask a muted participant to unmute itself (a prompt or a message). None: no such
+        participant; False: it cannot (not muted, or a spectator)."""
+        ...
+
     async def end_room(self, room_id: str) -> None:
         """End every call in the room (the room was deleted)."""
         ...
@@ -106,6 +119,26 @@ class InMemoryLiveCalls:
             return False
         del room[participant_id]
         return True
+
+    async def admit_all(self, room_id: str) -> list[Participant]:
+        room = self.rooms.get(room_id, {})
+        waiting = [p for p in room.values() if p.state == "waiting"]
+        for p in waiting:
+            room[p.id] = replace(p, state="joined")
+        return [room[p.id] for p in waiting]
+
+    async def mute_all(self, room_id: str, muted: bool) -> list[Participant]:
+        room = self.rooms.get(room_id, {})
+        changed = [p for p in room.values() if p.role != "organiser" and p.muted != muted]
+        for p in changed:
+            room[p.id] = replace(p, muted=muted)
+        return [room[p.id] for p in changed]
+
+    async def ask_unmute(self, room_id: str, participant_id: str) -> bool | None:
+        p = self.rooms.get(room_id, {}).get(participant_id)
+        if p is None:
+            return None
+        return p.muted and p.role != "spectator"
 
     async def end_room(self, room_id: str) -> None:
         self.rooms.pop(room_id, None)

@@ -262,6 +262,28 @@ class Conference:
         member.remove("removed")
         return True
 
+    async def admit_all(self, room_id: str) -> list[Participant]:
+        waiting = [m for m in self.members(room_id) if m.state == "waiting"]
+        return [view for m in waiting if (view := await self.admit(room_id, m.id)) is not None]
+
+    async def mute_all(self, room_id: str, muted: bool) -> list[Participant]:
+        changed = [m for m in self.members(room_id) if m.role != "organiser" and m.muted != muted]
+        return [
+            view for m in changed if (view := await self.mute(room_id, m.id, muted)) is not None
+        ]
+
+    async def ask_unmute(self, room_id: str, participant_id: str) -> bool | None:
+        member = self.member(room_id, participant_id)
+        if member is None:
+            return None
+        if not member.muted or member.role == "spectator":
+            return False
+        try:
+            member.on_moderated("ask_unmute")
+        except Exception:
+            logger.exception("asking %s to unmute", member.id)
+        return True
+
     async def refuse(self, room_id: str, participant_id: str) -> bool | None:
         """A waiting member turned away: it hears (or reads) why, then its leg ends."""
         member = self.member(room_id, participant_id)

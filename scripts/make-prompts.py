@@ -88,6 +88,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "The conference has ended. Goodbye.",
         "fr": "La conférence est terminée. Au revoir.",
     },
+    "ask_unmute": {
+        "en": "The organiser asks you to speak. Press star six to unmute.",
+        "fr": "L'organisateur vous invite à parler. Tapez étoile six pour réactiver votre micro.",
+    },
     "refused": {
         "en": "The organiser has not let you into the conference. Goodbye.",
         "fr": "L'organisateur ne vous a pas admis dans la conférence. Au revoir.",

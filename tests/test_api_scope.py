@@ -112,3 +112,33 @@ async def test_refuse_turns_a_waiting_participant_away(
     response = await client.post(f"{base}/waiting/refuse", headers=bearer(token(a, "organiser")))
     assert response.status == 204
     assert [p.id for p in await live.participants(a["id"])] == ["joined"]
+
+
+async def test_admit_all_mute_all_and_ask_unmute(
+    client: Client,
+    auth_headers: dict[str, str],
+    rooms: tuple[dict[str, Any], dict[str, Any]],
+    live: InMemoryLiveCalls,
+) -> None:
+    a, _ = rooms
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    live.add(a["id"], Participant("host", "Host", "browser", "organiser", "joined", False, now))
+    live.add(a["id"], Participant("watch", "W", "browser", "spectator", "joined", True, now))
+    headers = bearer(token(a, "organiser"))
+    base = f"/api/rooms/{a['id']}/participants"
+    response = await client.post(f"/api/rooms/{a['id']}/admit-all", headers=headers)
+    assert [p["id"] for p in await response.json()] == ["waiting"]
+    response = await client.post(
+        f"/api/rooms/{a['id']}/mute-all", json={"muted": True}, headers=headers
+    )
+    assert sorted(p["id"] for p in await response.json()) == ["joined", "waiting"]
+    state = {p.id: p.muted for p in await live.participants(a["id"])}
+    assert state == {"joined": True, "waiting": True, "host": False, "watch": True}
+    assert (await client.post(f"{base}/joined/ask-unmute", headers=headers)).status == 204
+    assert (await client.post(f"{base}/host/ask-unmute", headers=headers)).status == 409
+    assert (await client.post(f"{base}/watch/ask-unmute", headers=headers)).status == 409
+    assert (await client.post(f"{base}/nobody/ask-unmute", headers=headers)).status == 404
+    response = await client.post(
+        f"/api/rooms/{a['id']}/mute-all", json={"muted": "yes"}, headers=headers
+    )
+    assert response.status == 422

@@ -72,7 +72,39 @@ def test_muted_browser_is_told(gateway: GatewayProcess) -> None:  # noqa: F811
         base = f"/api/rooms/{room['id']}/participants/{member['id']}/mute"
         assert gateway.api("POST", base, {"muted": True})[0] == 200
         assert gateway.api("POST", base, {"muted": True})[0] == 200  # no change: not told twice
+        ask = f"/api/rooms/{room['id']}/participants/{member['id']}/ask-unmute"
+        assert gateway.api("POST", ask)[0] == 204
         assert gateway.api("POST", base, {"muted": False})[0] == 200
+        assert gateway.api("POST", ask)[0] == 409  # not muted
         result = future.result(60)
     told = [m["action"] for m in result.messages if m["type"] == "moderated"]
-    assert told == ["muted", "unmuted"], result.messages
+    assert told == ["muted", "ask_unmute", "unmuted"], result.messages
+
+
+def test_phone_muted_by_mute_all_then_asked_to_unmute_hears_both(
+    gateway: GatewayProcess,  # noqa: F811
+    peers: PeerFactory,
+) -> None:
+    room = gateway.create_room(name="mute all")
+    record = peers.path("heard.wav")
+    sip = peers.pjsua_call(
+        f"sip:{room['number']}@{HOST}:{gateway.sip_port}",
+        play=peers.tone(440),
+        record=record,
+        seconds=14,
+        codecs=("PCMU",),
+    )
+    sip.wait_event("CONFIRMED", 10)
+    [member] = gateway.wait_participants(str(room["id"]), 1)
+    time.sleep(2)
+    status, changed = gateway.api("POST", f"/api/rooms/{room['id']}/mute-all", {"muted": True})
+    assert status == 200 and [p["id"] for p in changed] == [member["id"]]
+    time.sleep(5)  # the "muted" prompt, then silence
+    ask = f"/api/rooms/{room['id']}/participants/{member['id']}/ask-unmute"
+    assert gateway.api("POST", ask)[0] == 204
+    assert sip.wait_result(30).ok, sip.output()
+    rate, x = read_wav(record)
+    quiet = rms(x[int(0.5 * rate) : int(1.5 * rate)])
+    # each prompt is heard; between them the empty room is silent
+    for start, end in ((2.5, 4.5), (7.5, 10.0)):
+        assert rms(x[int(start * rate) : int(end * rate)]) > 10 * max(quiet, 1e-4), (start, quiet)

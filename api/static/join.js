@@ -442,6 +442,9 @@
           if (track) { track.enabled = !muted; }
           el.mute.setAttribute("aria-pressed", String(muted));
           showError(msg.action === "muted" ? "muted_by_organiser" : "unmuted_by_organiser");
+        } else if (msg.action === "ask_unmute") {  // a request: the person decides
+          showError("asked_to_unmute");
+          el.mute.focus();
         }
         break;
       case "participants":

@@ -40,6 +40,7 @@ PROMPTS = (
     "removed",
     "ended",
     "refused",
+    "ask_unmute",
     "waiting",
 )
 
