@@ -34,6 +34,7 @@ from api.schemas import (
     RoomUpdate,
     parse_body,
 )
+from api.webhooks import WebhookSender
 from config import Settings
 from rooms.db import create_engine_for, upgrade
 from rooms.errors import InvalidRoom
@@ -453,10 +454,29 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[ENGINE] = engine
     app[STORE] = RoomStore(engine)
     app[ADMIN_AUTH] = auth
+    webhooks = _webhooks(settings, settings.admin_token or token)
+    if webhooks is not None:
+        app[EVENTS].listeners.append(webhooks)
+        webhooks.start()
     try:
         yield
     finally:
+        if webhooks is not None:
+            app[EVENTS].listeners.remove(webhooks)
+            await webhooks.stop()
         await asyncio.to_thread(engine.dispose)
+
+
+def _webhooks(settings: Settings, key: str | None) -> WebhookSender | None:
+    if settings.webhook_url is None:
+        return None
+    if key is None:
+        logger.warning(
+            "GATEWAY_WEBHOOK_URL is set but the admin token is not known to this process (it is"
+            " stored hashed): set GATEWAY_ADMIN_TOKEN so that webhooks can be signed; none sent"
+        )
+        return None
+    return WebhookSender(settings.webhook_url, key)
 
 
 def create_app(

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +69,8 @@ class EventHub:
 
     def __init__(self) -> None:
         self._rooms: dict[str, set[_Subscriber]] = {}
+        #: Told every event of every room (e.g. the webhook sender); must not block.
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.published = 0
         self.dropped_subscribers = 0
 
@@ -76,7 +79,7 @@ class EventHub:
             raise ValueError(f"unknown event type {kind!r}")
         self.published += 1
         subscribers = self._rooms.get(room_id)
-        if not subscribers:
+        if not subscribers and not self.listeners:
             return
         event = {
             "type": kind,
@@ -84,7 +87,12 @@ class EventHub:
             "participant": participant_json(participant),
             "at": datetime.now(UTC).isoformat(),
         }
-        for sub in list(subscribers):
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("event listener")
+        for sub in list(subscribers or ()):
             if sub.overflowed:
                 continue
             try:

@@ -83,6 +83,8 @@ class Settings:
     ice_servers: tuple[IceServer, ...] = ()
     #: Browser legs this process takes at once (each costs an Opus encoder and decoder).
     max_browser_legs: int = 200
+    #: Where room events are POSTed, signed with the admin token; None: nowhere.
+    webhook_url: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -329,6 +331,8 @@ def load_settings(
         kwargs["webrtc_host"] = host
     if (v := get("GATEWAY_ICE_SERVERS")) is not None:
         kwargs["ice_servers"] = _ice_servers("GATEWAY_ICE_SERVERS", v)
+    if (v := get("GATEWAY_WEBHOOK_URL")) is not None and v.strip():
+        kwargs["webhook_url"] = _url("GATEWAY_WEBHOOK_URL", v)
     if (v := get("GATEWAY_MAX_BROWSER_LEGS")) is not None:
         kwargs["max_browser_legs"] = _positive_int("GATEWAY_MAX_BROWSER_LEGS", v)
     kwargs["extra"] = {k: v for k, v in values.items() if k.startswith("GATEWAY_")}

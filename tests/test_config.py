@@ -35,6 +35,7 @@ FULL = {
     "GATEWAY_WEBRTC_HOST": "198.51.100.4",
     "GATEWAY_ICE_SERVERS": "stun:stun.example.org:3478, turn:bob:pa:ss@turn.example.org?transport=tcp",
     "GATEWAY_MAX_BROWSER_LEGS": "50",
+    "GATEWAY_WEBHOOK_URL": "https://hooks.example.org/gateway",
 }
 
 
@@ -88,6 +89,7 @@ def test_every_variable_is_read() -> None:
         },
     ]
     assert settings.max_browser_legs == 50
+    assert settings.webhook_url == "https://hooks.example.org/gateway"
     assert settings.sip_uri("1234567890") == "sip:1234567890@visio.example.org"
     assert (
         settings.join_url("1234567890", "tok")
@@ -148,6 +150,7 @@ def test_region_applies_to_numbers_without_plus() -> None:
         ("GATEWAY_ICE_SERVERS", "stun:stun.example.org:99999"),
         ("GATEWAY_ICE_SERVERS", "stun:"),
         ("GATEWAY_MAX_BROWSER_LEGS", "0"),
+        ("GATEWAY_WEBHOOK_URL", "hooks.example.org"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:
