@@ -2,7 +2,8 @@
 
 The gateway publishes into the :class:`EventHub` (``app[EVENTS]``) as it happens: a participant
 ``joined``, ``left``, is ``waiting``, was ``admitted`` or ``refused``, ``muted`` or ``unmuted``,
-``talking_started`` or ``talking_stopped``. Each subscriber (one per socket) gets its room's
+``talking_started`` or ``talking_stopped``, and ``late_joiner`` for who arrives 5 minutes or
+more after the meeting began (its first participant). Each subscriber (one per socket) gets its room's
 events in order, as ``{"type", "room_id", "participant", "at"}``. Publishing never blocks and
 never fails (it is called from the media tick): a subscriber that falls more than
 ``QUEUE`` events behind is dropped (its socket closed with 1013, try again later) instead of
@@ -39,6 +40,7 @@ EVENT_TYPES = (
     "unmuted",
     "talking_started",
     "talking_stopped",
+    "late_joiner",  # right after "joined" or "waiting", for who arrives 5 min after the start
 )
 QUEUE = 1000
 

@@ -25,6 +25,8 @@ __all__ = ["Conference", "Member"]
 
 logger = logging.getLogger(__name__)
 
+LATE_AFTER = 300.0  # 5 minutes
+
 
 @dataclass
 class Member:
@@ -74,6 +76,8 @@ class Member:
 @dataclass
 class _Room:
     mixer: RoomMixer
+    #: When the meeting began: the first member's arrival (for the late-joiner notice).
+    began: datetime = field(default_factory=lambda: datetime.now(UTC))
     members: dict[str, Member] = field(default_factory=dict)
     #: What each waiting member hears until admitted (a repeated spoken message).
     waiting: dict[str, PromptPlayer] = field(default_factory=dict)
@@ -95,6 +99,8 @@ class Conference:
         self.is_open = is_open
         #: Told every event of every room: (type, room id, the participant as it is now).
         self.on_event: Callable[[str, str, Participant], None] | None = None
+        #: Who arrives this long (seconds) after the meeting began is announced late.
+        self.late_after = LATE_AFTER
         self.rooms: dict[str, _Room] = {}
 
     # -- legs --------------------------------------------------------------------------------
@@ -133,6 +139,8 @@ class Conference:
             self.clock.add(player)
         logger.info("%s %s %s in room %s", member.kind, member.id, member.state, member.room_id)
         self._emit("joined" if member.state == "joined" else "waiting", member)
+        if (member.joined_at - room.began).total_seconds() >= self.late_after:
+            self._emit("late_joiner", member)
         if member.role == "organiser" and member.state == "joined":
             for other in list(room.members.values()):
                 if other.waiting_for_host:

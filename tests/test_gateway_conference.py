@@ -152,3 +152,26 @@ async def test_wait_for_host_lets_everyone_in_when_an_organiser_arrives() -> Non
     assert guest.state == "joined" and late.state == "joined"  # nobody is thrown out
     await conference.admit("r1", lobby.id)
     assert lobby.state == "joined"
+
+
+async def test_events_in_order_and_a_late_joiner_notice() -> None:
+    from datetime import timedelta
+
+    conference = Conference(MixerClock())
+    seen: list[tuple[str, str]] = []
+    conference.on_event = lambda kind, room_id, p: seen.append((kind, p.display_name))
+    first = Member("r1", "First", "sip")
+    conference.join(first, tone_source(440), Sink())  # type: ignore[arg-type]
+    await conference.mute("r1", first.id, True)
+    await conference.mute("r1", first.id, True)  # no change, no event
+    late = Member("r1", "Late", "browser")
+    late.joined_at = conference.rooms["r1"].began + timedelta(minutes=6)
+    conference.join(late, tone_source(500), Sink())  # type: ignore[arg-type]
+    conference.leave(first)
+    assert seen == [
+        ("joined", "First"),
+        ("muted", "First"),
+        ("joined", "Late"),
+        ("late_joiner", "Late"),
+        ("left", "First"),
+    ]
