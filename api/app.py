@@ -27,6 +27,7 @@ from api.openapi import Body, Operation, build_openapi, docs_html
 from api.pages import JOIN_SCRIPT_PATH, STORE, join_page, join_script
 from api.schemas import (
     Health,
+    LockRequest,
     MuteRequest,
     ParticipantOut,
     RoomCreate,
@@ -164,6 +165,15 @@ async def admit_participant(request: web.Request) -> web.StreamResponse:
 
 def _participants_json(participants: list[Participant]) -> web.Response:
     return web.json_response([ParticipantOut.of(p).model_dump(mode="json") for p in participants])
+
+
+async def lock_room(request: web.Request) -> web.StreamResponse:
+    room = await _room_or_404(request)
+    body = await parse_body(request, LockRequest)
+    changed = await asyncio.to_thread(request.app[STORE].update, room.id, {"locked": body.locked})
+    if changed is None:
+        raise ApiError(404, "room_not_found", f"no room with id {room.id!r}")
+    return web.json_response(_room_json(request, changed))
 
 
 async def admit_all(request: web.Request) -> web.StreamResponse:
@@ -314,6 +324,19 @@ def operations() -> list[Operation]:
             query=(("token", False, "the organiser link token, for a browser's WebSocket"),),
             responses={101: Body(description="Switching to the WebSocket protocol")},
             errors=(400, 404),
+        ),
+        Operation(
+            "POST",
+            ROOM + "/lock",
+            lock_room,
+            "lockRoom",
+            "Lock or unlock the room: while locked, new arrivals (but organisers) wait to be"
+            " admitted; who is in stays",
+            tag="participants",
+            organiser=True,
+            request=LockRequest,
+            responses={200: room},
+            errors=(404,),
         ),
         Operation(
             "POST",

@@ -46,7 +46,7 @@ class BrowserJoin:
     room_name: str
     role: str  # "organiser", "guest", "spectator"
     display_name: str
-    waiting_room: bool  # the room admits guests one by one
+    waiting_room: bool  # the room admits guests one by one (a waiting room, or locked)
     wait_for_host: bool = False  # nobody but organisers is let in before an organiser
 
 
@@ -234,8 +234,8 @@ class _Socket:
                 room_name=room.name,
                 role=role.value,
                 display_name=name,
-                waiting_room=bool(getattr(room, "waiting_room", False)),
-                wait_for_host=bool(getattr(room, "wait_for_host", False)),
+                waiting_room=bool(room.waiting_room or room.locked),
+                wait_for_host=bool(room.wait_for_host),
             )
 
     def notify(self, kind: str, value: str) -> None:

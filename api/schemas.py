@@ -110,6 +110,7 @@ class RoomCreate(_Request):
     )
     waiting_room: bool = False
     wait_for_host: bool = False
+    locked: bool = Field(default=False, description="new arrivals but organisers wait")
     active: bool = Field(default=True, description="admin switch; false refuses every call")
 
 
@@ -126,6 +127,7 @@ class RoomUpdate(_Request):
     host_pin: Pin | None = None
     waiting_room: bool = Field(default=None, json_schema_extra=_no_default)  # type: ignore[assignment]
     wait_for_host: bool = Field(default=None, json_schema_extra=_no_default)  # type: ignore[assignment]
+    locked: bool = Field(default=None, json_schema_extra=_no_default)  # type: ignore[assignment]
     active: bool = Field(default=None, json_schema_extra=_no_default)  # type: ignore[assignment]
 
     def changes(self) -> dict[str, Any]:
@@ -159,6 +161,7 @@ class RoomOut(_Response):
     active: bool = Field(description="the admin switch and, for scheduled rooms, the window")
     waiting_room: bool
     wait_for_host: bool
+    locked: bool = Field(description="new arrivals (but organisers) wait to be admitted")
     links: Links
     created_at: IsoDateTime
 
@@ -178,6 +181,7 @@ class RoomOut(_Response):
             active=room.is_active_at(now),
             waiting_room=room.waiting_room,
             wait_for_host=room.wait_for_host,
+            locked=room.locked,
             links=Links(
                 **{role.value: settings.join_url(room.number, room.tokens[role]) for role in Role}
             ),
@@ -207,6 +211,10 @@ class ParticipantOut(_Response):
 
 class MuteRequest(_Request):
     muted: bool
+
+
+class LockRequest(_Request):
+    locked: bool
 
 
 def _describe(exc: ValidationError) -> str:

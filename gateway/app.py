@@ -67,6 +67,7 @@ def room_lookup(store: RoomStore) -> RoomLookup:
             host_pin=room.host_pin,
             waiting_room=room.waiting_room,
             wait_for_host=room.wait_for_host,
+            locked=room.locked,
         )
 
     return lookup

@@ -82,6 +82,7 @@ class RoomInfo:
     host_pin: str | None
     waiting_room: bool = False
     wait_for_host: bool = False
+    locked: bool = False  # new arrivals (but organisers) wait to be admitted
 
     def for_menu(self) -> MenuRoom:
         return MenuRoom(
@@ -89,7 +90,7 @@ class RoomInfo:
             active=self.active,
             pin=self.pin,
             host_pin=self.host_pin,
-            waiting_room=self.waiting_room,
+            waiting_room=self.waiting_room or self.locked,
             wait_for_host=self.wait_for_host,
         )
 
@@ -333,7 +334,11 @@ class SipCalls:
         if not menu:
             assert room is not None
             self._enter_room(
-                leg, room.id, "guest", waiting=room.waiting_room, for_host=room.wait_for_host
+                leg,
+                room.id,
+                "guest",
+                waiting=room.waiting_room or room.locked,
+                for_host=room.wait_for_host,
             )
         self.endpoint.answer(call, sdp)
 

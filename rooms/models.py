@@ -78,6 +78,8 @@ class Room(SQLModel, table=True):
     active: bool = True
     waiting_room: bool = False
     wait_for_host: bool = False
+    #: Locked by an organiser: new arrivals (but organisers) wait to be admitted.
+    locked: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
 
 

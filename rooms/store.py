@@ -55,6 +55,7 @@ WRITABLE_FIELDS = frozenset(
         "host_pin",
         "waiting_room",
         "wait_for_host",
+        "locked",
         "active",
     }
 )
@@ -78,6 +79,7 @@ class RoomSpec:
     host_pin: str | None = None
     waiting_room: bool = False
     wait_for_host: bool = False
+    locked: bool = False
     active: bool = True
 
 
@@ -97,6 +99,7 @@ class RoomData:
     waiting_room: bool
     wait_for_host: bool
     created_at: datetime
+    locked: bool = False
     tokens: Mapping[Role, str] = field(default_factory=dict)
     ends_at_auto: bool = False
 
@@ -141,6 +144,7 @@ def _data(room: Room, tokens: Mapping[Role, str]) -> RoomData:
         active=room.active,
         waiting_room=room.waiting_room,
         wait_for_host=room.wait_for_host,
+        locked=room.locked,
         created_at=room.created_at,
         tokens=dict(tokens),
         ends_at_auto=room.ends_at_auto,
@@ -213,6 +217,7 @@ class RoomStore:
                 active=spec.active,
                 waiting_room=spec.waiting_room,
                 wait_for_host=spec.wait_for_host,
+                locked=spec.locked,
                 created_at=utcnow(),
             )
             session.add(room)
@@ -305,6 +310,7 @@ class RoomStore:
             room.host_pin = spec.host_pin
             room.waiting_room = spec.waiting_room
             room.wait_for_host = spec.wait_for_host
+            room.locked = spec.locked
             room.active = spec.active
             session.add(room)
             session.commit()

@@ -18,7 +18,7 @@ from rooms import numbers
 Client = TestClient[Any, Any]
 ROOM_KEYS = {
     "id", "name", "number", "sip_uri", "dial_in", "pin", "host_pin", "permanent", "starts_at",
-    "ends_at", "active", "waiting_room", "wait_for_host", "links", "created_at",
+    "ends_at", "active", "waiting_room", "wait_for_host", "locked", "links", "created_at",
 }  # fmt: skip
 
 
@@ -58,6 +58,7 @@ async def test_create_room_matches_the_contract(
     assert room["permanent"] is True and room["active"] is True
     assert room["starts_at"] is None and room["ends_at"] is None
     assert room["waiting_room"] is False and room["wait_for_host"] is False
+    assert room["locked"] is False
     assert set(room["links"]) == {"organiser", "guest", "spectator"}
     prefix = f"https://gw.example.org/join/{number}?token="
     tokens = {link.removeprefix(prefix) for link in room["links"].values()}

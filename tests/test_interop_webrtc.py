@@ -267,3 +267,34 @@ def test_waiting_browser_is_admitted_or_refused(gateway: GatewayProcess) -> None
     assert admitted.states() == ["waiting", "joined"], admitted.messages
     assert refused.states() == ["waiting"] and refused.errors() == ["refused"]
     assert refused.close_code == 4412
+
+
+def test_locked_room_makes_new_arrivals_wait(gateway: GatewayProcess) -> None:  # noqa: F811
+    room = gateway.create_room(name="locked")
+    number, token = str(room["number"]), token_of(room, "guest")
+    organiser = token_of(room, "organiser")
+    lock = f"{gateway.base_url}/api/rooms/{room['id']}/lock"
+
+    def set_lock(locked: bool) -> dict[str, Any]:
+        import urllib.request
+
+        request = urllib.request.Request(
+            lock,
+            data=json.dumps({"locked": locked}).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {organiser}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return dict(json.loads(response.read()))
+
+    assert set_lock(True)["locked"] is True
+    with ThreadPoolExecutor(1) as pool:
+        late = pool.submit(run_client, gateway.base_url, number, token, name="Late", seconds=2)
+        [member] = gateway.wait_participants(str(room["id"]), 1, timeout=15)
+        time.sleep(1)
+        assert gateway.participants(str(room["id"]))[0]["state"] == "waiting"
+        base = f"/api/rooms/{room['id']}/participants/{member['id']}"
+        assert gateway.api("POST", f"{base}/admit")[0] == 200
+        assert late.result(60).states() == ["waiting", "joined"]
+    assert set_lock(False)["locked"] is False
+    assert run_client(gateway.base_url, number, token, seconds=1).states() == ["joined"]
