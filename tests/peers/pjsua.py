@@ -206,6 +206,8 @@ class PjsuaPeer:
                 if all(parsed[2].get(k) == str(v) for k, v in match.items()):
                     self._consumed.add(i)
                     return PjsuaEvent(parsed[1], parsed[2], ln)
+            if not self._proc.running():
+                self._proc.drain()  # the last lines may still be in the pipe
             if not self._proc.running() and len(self._proc.stdout_lines) == len(lines):
                 raise EOFError(
                     f"pjsua peer exited (rc={self._proc.returncode}) without EVENT {name}\n{self.output()}"

@@ -136,6 +136,11 @@ class ManagedProcess:
             _live.discard(self)
         return self.returncode
 
+    def drain(self, timeout: float = 2.0) -> None:
+        """After the process exited: wait until its output is read to the end (the reader
+        threads may lag behind the exit)."""
+        self._join_readers(timeout)
+
     def _join_readers(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         for t in self._readers:
