@@ -269,3 +269,46 @@ def test_waiting_room_caller_hears_a_message_until_admitted(
     assert speech_seconds(heard_by_guest) > 1.0  # the waiting message
     assert_contains_tone(heard_by_guest, 440, skip_seconds=5.0)  # the host, once admitted
     assert_contains_tone(heard_by_host, 1100, skip_seconds=7.0)  # the guest, once admitted
+
+
+def test_muted_leg_is_not_heard_until_unmuted(
+    gateway: GatewayProcess,  # noqa: F811
+    peers: PeerFactory,
+) -> None:
+    """Muted by REST, a leg's tone stops reaching the room; unmuted, it comes back. (How fast
+    is by design, a 40 ms fade plus the 60 ms jitter buffer; the test prints what it saw.)"""
+    room = gateway.create_room(name="mute by rest")
+    uri = room_uri(gateway, room)
+    speaker, _ = call(peers, uri, 440, "PCMU", 12)
+    speaker.wait_event("CONFIRMED", 10)
+    listener, heard = call(peers, uri, 1100, "PCMU", 10)
+    listener.wait_event("CONFIRMED", 10)
+    began = time.monotonic()
+    members = gateway.wait_participants(str(room["id"]), 2)
+    first = min(members, key=lambda m: m["joined_at"])  # the speaker came first
+    mute = f"/api/rooms/{room['id']}/participants/{first['id']}/mute"
+    time.sleep(3.0)
+    assert gateway.api("POST", mute, {"muted": True})[0] == 200
+    muted_at = time.monotonic() - began
+    time.sleep(3.0)
+    assert gateway.api("POST", mute, {"muted": False})[0] == 200
+    unmuted_at = time.monotonic() - began
+    finish(listener)
+    finish(speaker)
+    rate, x = read_wav(heard)
+
+    def level(start: float, end: float) -> float:
+        seg = x[int(start * rate) : int(end * rate)]
+        t = np.arange(len(seg)) / rate
+        return float(np.abs(np.mean(seg * np.exp(-2j * np.pi * 440 * t)))) if len(seg) else 0.0
+
+    on = level(1.0, muted_at - 0.2)
+    off = level(muted_at + 0.3, unmuted_at - 0.1)
+    back = level(unmuted_at + 0.5, unmuted_at + 2.5)
+    assert on > 0.02 and off < on / 30 and back > on / 2, (on, off, back)
+    # where the tone faded in the recording, relative to the REST answer (printed, not asserted)
+    step = int(0.01 * rate)
+    for k in range(int((muted_at - 0.3) * rate), int((muted_at + 0.5) * rate), step):
+        if level(k / rate, k / rate + 0.02) < on / 10:
+            print(f"440 Hz gone {1000 * (k / rate - muted_at):+.0f} ms after the mute answer")
+            break
