@@ -57,6 +57,8 @@ button[aria-pressed=true]{background:#234;color:#fff}
 #controls{margin-top:1rem}#controls>*{margin:.25rem .25rem .25rem 0}
 #participants{padding-left:1.2rem}#participants li{margin:.2rem 0}
 #participants .talking{font-weight:bold;color:#063}
+#participants .actions button,#moderation button{font-size:.85rem;padding:.15rem .4rem;margin:0 0 0 .3rem}
+#moderation{margin:.25rem 0}#moderation button{margin:0 .3rem 0 0}
 video#local{display:block;width:12rem;max-width:100%;margin-top:.5rem;background:#000}
 """
 
@@ -112,6 +114,22 @@ TEXTS: dict[str, dict[str, str]] = {
         "err_connection_lost": "The connection was lost. Reconnecting…",
         "err_name_missing": "Enter your name (1 to 100 characters).",
         "err_unsupported": "This browser cannot join calls. Use a current Chrome or Firefox.",
+        "err_moderation_failed": "That did not work.",
+        "moderation": "Moderation",
+        "mod_admit_all": "Admit everyone waiting",
+        "mod_mute_all": "Mute everyone",
+        "mod_admit": "Admit",
+        "mod_admit_aria": "Admit {name}",
+        "mod_refuse": "Refuse",
+        "mod_refuse_aria": "Refuse {name}",
+        "mod_mute": "Mute",
+        "mod_mute_aria": "Mute {name}",
+        "mod_unmute": "Unmute",
+        "mod_unmute_aria": "Unmute {name}",
+        "mod_ask_unmute": "Ask to unmute",
+        "mod_ask_unmute_aria": "Ask to unmute: {name}",
+        "mod_remove": "Remove",
+        "mod_remove_aria": "Remove {name}",
     },
     "fr": {
         "joining_as": "Vous participez en tant que",
@@ -160,6 +178,22 @@ TEXTS: dict[str, dict[str, str]] = {
         "err_connection_lost": "La connexion a été perdue. Reconnexion…",
         "err_name_missing": "Saisissez votre nom (1 à 100 caractères).",
         "err_unsupported": "Ce navigateur ne peut pas rejoindre d’appel. Utilisez un Chrome ou Firefox récent.",
+        "err_moderation_failed": "L’action n’a pas abouti.",
+        "moderation": "Modération",
+        "mod_admit_all": "Faire entrer toute la salle d’attente",
+        "mod_mute_all": "Couper tous les micros",
+        "mod_admit": "Faire entrer",
+        "mod_admit_aria": "Faire entrer {name}",
+        "mod_refuse": "Refuser",
+        "mod_refuse_aria": "Refuser {name}",
+        "mod_mute": "Couper le micro",
+        "mod_mute_aria": "Couper le micro : {name}",
+        "mod_unmute": "Réactiver le micro",
+        "mod_unmute_aria": "Réactiver le micro : {name}",
+        "mod_ask_unmute": "Inviter à parler",
+        "mod_ask_unmute_aria": "Inviter à parler : {name}",
+        "mod_remove": "Retirer",
+        "mod_remove_aria": "Retirer {name}",
     },
 }
 
@@ -205,25 +239,37 @@ def forbidden_page(message: str) -> web.Response:
     )
 
 
-def join_html(room_name: str, number: str, role: str, token: str, lang: str = "en") -> str:
-    """The join page of ``role``'s link of room ``number``, first shown in ``lang``."""
+def join_html(
+    room_name: str,
+    number: str,
+    role: str,
+    token: str,
+    lang: str = "en",
+    room_id: str | None = None,
+) -> str:
+    """The join page of ``role``'s link of room ``number``, first shown in ``lang``.
+
+    An organiser's page also gets ``room_id`` in its config (the moderation routes need it)
+    and the room-wide moderation buttons; other roles get neither.
+    """
     lang = lang if lang in LANGS else "en"
+    organiser = role == "organiser" and room_id is not None
     texts = TEXTS[lang]
 
     def tr(key: str, tag: str = "span", attrs: str = "") -> str:
         return f"<{tag}{attrs} data-i18n={key}>{html.escape(texts[key])}</{tag}>"
 
-    config = json.dumps(
-        {
-            "number": number,
-            "role": role,
-            "token": token,
-            "lang": lang,
-            "ws_path": f"/api/join/{number}/ws",
-            "texts": TEXTS,
-        },
-        ensure_ascii=False,
-    )
+    settings: dict[str, object] = {
+        "number": number,
+        "role": role,
+        "token": token,
+        "lang": lang,
+        "ws_path": f"/api/join/{number}/ws",
+        "texts": TEXTS,
+    }
+    if organiser:
+        settings["room_id"] = room_id
+    config = json.dumps(settings, ensure_ascii=False)
     # JSON inside <script>: escape "<" so the text cannot close the element.
     config = config.replace("<", "\\u003c")
     role_text = html.escape(texts.get(f"role_{role}", role))
@@ -260,6 +306,16 @@ def join_html(room_name: str, number: str, role: str, token: str, lang: str = "e
         "</section>"
         "<section aria-labelledby=participants-title>"
         + tr("participants", "h2", " id=participants-title")
+        + (
+            "<div id=moderation role=group aria-labelledby=moderation-title hidden>"
+            + tr("moderation", "span", " id=moderation-title hidden")
+            + tr("mod_admit_all", "button", " id=admit-all type=button disabled")
+            + " "
+            + tr("mod_mute_all", "button", " id=mute-all type=button")
+            + "</div>"
+            if organiser
+            else ""
+        )
         + "<ul id=participants></ul></section>"
         "<audio id=remote-audio autoplay></audio>"
         f'<script id=join-config type="application/json">{config}</script>'
@@ -282,7 +338,14 @@ async def join_page(request: web.Request) -> web.StreamResponse:
         return forbidden_page("This meeting is not open now.")
     lang = pick_lang(request.headers.get("Accept-Language"))
     return web.Response(
-        text=join_html(room.name, room.number, role.value, token, lang),
+        text=join_html(
+            room.name,
+            room.number,
+            role.value,
+            token,
+            lang,
+            room_id=room.id if role.value == "organiser" else None,
+        ),
         content_type="text/html",
         headers={**_HEADERS, "Content-Language": lang, "Vary": "Accept-Language"},
     )

@@ -280,3 +280,75 @@ def test_join_script_is_valid_javascript() -> None:
         ["node", "--check", str(JS_FILE)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+# -- the organiser's moderation controls ------------------------------------------------------
+MODERATION_ACTIONS = ["admit", "refuse", "mute", "unmute", "ask-unmute", "remove"]
+
+
+@pytest.mark.parametrize("role", ["organiser", "guest", "spectator"])
+async def test_only_the_organiser_page_has_the_room_id_and_moderation(
+    client: Client, auth_headers: dict[str, str], role: str
+) -> None:
+    room = await make_room(client, auth_headers)
+    page = await (await client.get(path_of(room["links"][role]))).text()
+    config = config_of(page)
+    if role == "organiser":
+        assert config["room_id"] == room["id"]
+        assert "<div id=moderation role=group aria-labelledby=moderation-title hidden>" in page
+        assert "<button id=admit-all type=button disabled" in page
+        assert "<button id=mute-all type=button" in page
+        assert page.index("id=moderation") < page.index("<ul id=participants>")
+    else:
+        assert "room_id" not in config
+        assert "id=moderation" not in page and "admit-all" not in page
+        assert "mute-all" not in page and "data-action" not in page
+
+
+def test_join_html_gives_the_room_id_to_organisers_only() -> None:
+    organiser = join_html("x", "1234567890", "organiser", "tok", "fr", room_id="r1")
+    assert config_of(organiser)["room_id"] == "r1"
+    assert f">{TEXTS['fr']['mod_mute_all']}</button>" in organiser
+    guest = join_html("x", "1234567890", "guest", "tok", "fr", room_id="r1")
+    assert "room_id" not in config_of(guest) and "id=moderation" not in guest
+    assert "room_id" not in config_of(join_html("x", "1234567890", "organiser", "tok"))
+
+
+def test_moderation_texts_exist_in_both_languages() -> None:
+    for lang in LANGS:
+        texts = TEXTS[lang]
+        for key in ["moderation", "mod_admit_all", "mod_mute_all", "err_moderation_failed"]:
+            assert texts[key], (lang, key)
+        for action in MODERATION_ACTIONS:
+            key = "mod_" + action.replace("-", "_")
+            assert texts[key], (lang, key)
+            # the accessible name names the participant and starts with the visible label
+            aria = texts[f"{key}_aria"]
+            assert "{name}" in aria and aria.startswith(texts[key]), (lang, key)
+    assert TEXTS["fr"]["mod_remove"] != TEXTS["en"]["mod_remove"]
+
+
+def test_join_script_calls_the_moderation_routes() -> None:
+    script = JS_FILE.read_text("utf-8")
+    for action in MODERATION_ACTIONS:
+        assert f'case "{action}":' in script, action
+    for needle in [
+        'config.role === "organiser"',
+        "config.room_id",
+        '"Authorization": "Bearer " + config.token',
+        '"Content-Type"',
+        '"/admit"',
+        '"/refuse"',
+        '"/mute"',
+        '"/ask-unmute"',
+        '"DELETE"',
+        '"/admit-all"',
+        '"/mute-all"',
+        "{ muted: true }",
+        "{ muted: false }",
+        'closest("button[data-action]")',  # one listener on the list survives re-renders
+        'el.participants.addEventListener("click"',
+        'setAttribute("aria-label"',
+        'showError("moderation_failed")',
+    ]:
+        assert needle in script, needle

@@ -1,8 +1,13 @@
 /* Join page client: the browser side of docs/signalling.md.
  *
  * Reads its settings from <script id=join-config type="application/json"> ({number, role,
- * token, lang, ws_path, texts}). #status's text is exactly the raw state ("waiting", "joined",
- * "left" or empty); the human text is in #status-text, errors in #message.
+ * token, lang, ws_path, texts}, plus room_id on an organiser's page). #status's text is exactly
+ * the raw state ("waiting", "joined", "left" or empty); the human text is in #status-text,
+ * errors in #message.
+ * Moderation (organisers only, once joined): each #participants li (data-id, data-kind,
+ * data-role, data-state, data-muted) gets button[data-action] = admit | refuse | mute |
+ * unmute | ask-unmute | remove as they apply, and #moderation holds button#admit-all and
+ * button#mute-all; they call the REST routes with the link token (README "Moderation").
  * Test hooks: window.gatewayMeasure() (the remote audio's spectrum and level) and
  * window.gatewayState ({status, participant_id, last_error}).
  */
@@ -36,13 +41,17 @@
     status: $("status"), statusText: $("status-text"), message: $("message"),
     mic: $("mic"), mute: $("mute"), camera: $("camera"), leave: $("leave"),
     local: $("local"), participants: $("participants"), remoteAudio: $("remote-audio"),
-    langEn: $("lang-en"), langFr: $("lang-fr"), role: $("role")
+    langEn: $("lang-en"), langFr: $("lang-fr"), role: $("role"),
+    moderation: $("moderation"), admitAll: $("admit-all"), muteAll: $("mute-all")
   };
   // #status carries the raw state word; #status-text says it in words for people.
   el.status.setAttribute("aria-hidden", "true");
   el.statusText.setAttribute("aria-live", "polite");
 
   var spectator = config.role === "spectator";
+  // The moderation controls: an organiser's page, which alone carries the room id.
+  var organiser = config.role === "organiser" && typeof config.room_id === "string" &&
+    config.room_id !== "";
   var state = window.gatewayState = { status: "", participant_id: null, last_error: null };
 
   // -- language ---------------------------------------------------------------------------
@@ -110,53 +119,221 @@
     state.last_error = code;
     shown.messageKey = code;
     shown.messageFallback = serverText || "";
+    shown.messageDetail = "";
     renderMessage();
   }
   function clearMessage() {
     shown.messageKey = null;
     shown.messageFallback = "";
+    shown.messageDetail = "";
     renderMessage();
   }
   function renderMessage() {
     var key = shown.messageKey;
     if (!key) { el.message.textContent = ""; return; }
     var text = t("err_" + key);
-    el.message.textContent = text === "err_" + key ? (shown.messageFallback || key) : text;
+    text = text === "err_" + key ? (shown.messageFallback || key) : text;
+    el.message.textContent = shown.messageDetail ? text + " " + shown.messageDetail : text;
   }
 
   // -- participants -----------------------------------------------------------------------
+  // Rendered in place, one li per participant id, so that a button survives the re-render
+  // of every `participants` message (only its own entry's buttons are rebuilt, and only when
+  // what they say changes); clicks are handled once, on the list (event delegation).
   var participants = [];
+  var pending = {};  // "id action" -> true while its request is on the way
+
+  function fill(template, name) { return template.split("{name}").join(name); }
+
+  function actionsFor(p) {
+    if (!organiser || !session || !session.welcomed) { return []; }
+    var own = p.id === state.participant_id;
+    if (own) { return [muted ? "unmute" : "mute"]; }  // one's own microphone, nothing else
+    if (p.state === "waiting") { return ["admit", "refuse"]; }
+    var actions = [p.muted ? "unmute" : "mute"];
+    if (p.muted && p.role !== "spectator") { actions.push("ask-unmute"); }
+    actions.push("remove");
+    return actions;
+  }
+
+  function setText(parent, className, text) {
+    var node = parent.querySelector(":scope > ." + className);
+    if (text === null) {
+      if (node) { parent.removeChild(node); }
+      return null;
+    }
+    if (!node) {
+      node = document.createElement("span");
+      node.className = className;
+      parent.appendChild(node);
+    }
+    if (node.textContent !== text) { node.textContent = text; }
+    return node;
+  }
+
+  function renderActions(li, p) {
+    var actions = actionsFor(p);
+    var name = String(p.display_name || "");
+    var signature = JSON.stringify([lang, name, actions, actions.map(function (a) {
+      return !!pending[p.id + " " + a];
+    })]);
+    var box = li.querySelector(":scope > .actions");
+    if (!actions.length) {
+      if (box) { li.removeChild(box); }
+      return;
+    }
+    if (box && box.getAttribute("data-signature") === signature) { return; }
+    var focused = box && box.contains(document.activeElement)
+      ? document.activeElement.getAttribute("data-action") : null;
+    if (!box) {
+      box = document.createElement("span");
+      box.className = "actions";
+      li.appendChild(box);
+    }
+    while (box.firstChild) { box.removeChild(box.firstChild); }
+    box.setAttribute("data-signature", signature);
+    actions.forEach(function (action) {
+      var key = "mod_" + action.replace("-", "_");
+      var button = document.createElement("button");
+      button.type = "button";
+      button.setAttribute("data-action", action);
+      button.textContent = t(key);
+      button.setAttribute("aria-label", fill(t(key + "_aria"), name));
+      if (pending[p.id + " " + action]) {
+        button.disabled = true;
+        button.setAttribute("aria-busy", "true");
+      }
+      box.appendChild(button);
+    });
+    if (focused) {  // keep the keyboard where it was: the same action, or this entry's first
+      var again = box.querySelector('button[data-action="' + focused + '"]:not([disabled])') ||
+        box.querySelector("button:not([disabled])");
+      if (again) { again.focus(); }
+    }
+  }
+
   function renderParticipants() {
     var list = el.participants;
-    while (list.firstChild) { list.removeChild(list.firstChild); }
-    participants.forEach(function (p) {
-      var li = document.createElement("li");
-      li.setAttribute("data-id", String(p.id));
+    var existing = {};
+    Array.prototype.forEach.call(list.children, function (li) {
+      existing[li.getAttribute("data-id")] = li;
+    });
+    participants.forEach(function (p, index) {
+      var id = String(p.id);
+      var li = existing[id];
+      delete existing[id];
+      if (!li) {
+        li = document.createElement("li");
+        li.setAttribute("data-id", id);
+      }
       li.setAttribute("data-kind", String(p.kind));
       li.setAttribute("data-role", String(p.role));
+      li.setAttribute("data-state", String(p.state));
       li.setAttribute("data-muted", String(!!p.muted));
       li.setAttribute("data-talking", String(!!p.talking));
-      var name = document.createElement("span");
-      name.className = "name";
-      name.textContent = String(p.display_name || "");
-      li.appendChild(name);
+      li.className = p.talking ? "talking" : "";
+      setText(li, "name", String(p.display_name || ""));
       var details = [t("kind_" + p.kind), t("role_" + p.role)];
       if (p.id === state.participant_id) { details.unshift(t("you")); }
       if (p.state === "waiting") { details.push(t("in_waiting_room")); }
       if (p.muted) { details.push(t("muted")); }
-      var info = document.createElement("span");
-      info.className = "details";
-      info.textContent = " (" + details.join(", ") + ")";
-      li.appendChild(info);
-      if (p.talking) {
-        li.className = "talking";
-        var talk = document.createElement("span");
-        talk.className = "talking-marker";
-        talk.textContent = " — " + t("talking");
-        li.appendChild(talk);
-      }
-      list.appendChild(li);
+      setText(li, "details", " (" + details.join(", ") + ")");
+      var marker = setText(li, "talking-marker", p.talking ? " — " + t("talking") : null);
+      var box = li.querySelector(":scope > .actions");
+      if (marker && box) { li.insertBefore(marker, box); }  // the marker before the buttons
+      renderActions(li, p);
+      if (list.children[index] !== li) { list.insertBefore(li, list.children[index] || null); }
     });
+    Object.keys(existing).forEach(function (id) { list.removeChild(existing[id]); });
+    renderModeration();
+  }
+
+  function renderModeration() {
+    if (!el.moderation) { return; }
+    var on = organiser && !!session && session.welcomed;
+    el.moderation.hidden = !on;
+    var waiting = participants.some(function (p) { return p.state === "waiting"; });
+    if (el.admitAll) { el.admitAll.disabled = !on || !waiting || !!pending["* admit-all"]; }
+    if (el.muteAll) { el.muteAll.disabled = !on || !!pending["* mute-all"]; }
+  }
+
+  // -- moderation: the organiser's REST calls ---------------------------------------------
+  function roomPath(suffix) {
+    return "/api/rooms/" + encodeURIComponent(config.room_id) + suffix;
+  }
+  function participantPath(id, suffix) {
+    return roomPath("/participants/" + encodeURIComponent(id) + suffix);
+  }
+  function moderate(key, method, path, body) {
+    if (pending[key]) { return; }
+    pending[key] = true;
+    renderParticipants();
+    var headers = { "Authorization": "Bearer " + config.token };
+    var init = { method: method, headers: headers, cache: "no-store", credentials: "same-origin" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    fetch(path, init).then(function (response) {
+      if (response.ok) { return null; }
+      return response.json().catch(function () { return null; }).then(function (data) {
+        var error = data && data.error && typeof data.error === "object" ? data.error : {};
+        return {
+          code: typeof error.code === "string" ? error.code : "http_" + response.status,
+          message: typeof error.message === "string" ? error.message : ""
+        };
+      });
+    }, function () {
+      return { code: "network", message: "" };
+    }).then(function (failure) {
+      delete pending[key];
+      if (failure) {
+        showError("moderation_failed");
+        state.last_error = failure.code;  // the REST code, for whoever looks
+        shown.messageDetail = failure.message ? "(" + failure.message + ")" : "";
+        renderMessage();
+      } else if (shown.messageKey === "moderation_failed") {
+        clearMessage();
+      }
+      renderParticipants();
+    });
+  }
+
+  function onAction(id, action) {
+    if (id === state.participant_id) {  // one's own entry: the page's own mute
+      if (action === "mute" || action === "unmute") { setMuted(action === "mute"); }
+      return;
+    }
+    var key = id + " " + action;
+    switch (action) {
+      case "admit": moderate(key, "POST", participantPath(id, "/admit")); break;
+      case "refuse": moderate(key, "POST", participantPath(id, "/refuse")); break;
+      case "mute": moderate(key, "POST", participantPath(id, "/mute"), { muted: true }); break;
+      case "unmute": moderate(key, "POST", participantPath(id, "/mute"), { muted: false }); break;
+      case "ask-unmute": moderate(key, "POST", participantPath(id, "/ask-unmute")); break;
+      case "remove": moderate(key, "DELETE", participantPath(id, "")); break;
+      default: break;
+    }
+  }
+
+  if (organiser) {
+    el.participants.addEventListener("click", function (event) {
+      var button = event.target && event.target.closest
+        ? event.target.closest("button[data-action]") : null;
+      if (!button || button.disabled || !el.participants.contains(button)) { return; }
+      var li = button.closest("li[data-id]");
+      if (li) { onAction(li.getAttribute("data-id"), button.getAttribute("data-action")); }
+    });
+    if (el.admitAll) {
+      el.admitAll.addEventListener("click", function () {
+        moderate("* admit-all", "POST", roomPath("/admit-all"));
+      });
+    }
+    if (el.muteAll) {
+      el.muteAll.addEventListener("click", function () {
+        moderate("* mute-all", "POST", roomPath("/mute-all"), { muted: true });
+      });
+    }
   }
 
   // -- microphone and camera --------------------------------------------------------------
@@ -240,6 +417,7 @@
     if (track) { track.enabled = !muted; }
     el.mute.setAttribute("aria-pressed", String(muted));
     if (session && session.welcomed) { session.send({ type: "mute", muted: muted }); }
+    renderParticipants();  // an organiser's own entry shows the matching button
   }
   el.mute.addEventListener("click", function () { setMuted(!muted); });
 
@@ -412,6 +590,7 @@
         el.leave.disabled = false;
         el.mute.disabled = spectator || !micTrack();
         if (muted && micTrack()) { this.send({ type: "mute", muted: true }); }
+        renderParticipants();
         Promise.resolve(msg).then(function (welcome) { return self.connect(welcome); })
           .catch(function () { if (self.current()) { lost(self); } });
         break;
@@ -442,6 +621,7 @@
           if (track) { track.enabled = !muted; }
           el.mute.setAttribute("aria-pressed", String(muted));
           showError(msg.action === "muted" ? "muted_by_organiser" : "unmuted_by_organiser");
+          renderParticipants();
         } else if (msg.action === "ask_unmute") {  // a request: the person decides
           showError("asked_to_unmute");
           el.mute.focus();
