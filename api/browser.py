@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from aiohttp import WSMsgType, web
 
 from api.errors import ApiError
+from api.events import EVENTS
 from api.live import LIVE, LiveCalls, Participant
 from api.pages import STORE
 
@@ -95,7 +96,8 @@ class Limits:
     max_message: int = 64 * 1024
     rate_messages: int = 50
     rate_seconds: float = 10.0
-    participants_poll: float = 1.0
+    participants_poll: float = 2.0  # at the latest, even without an event
+    participants_coalesce: float = 0.1  # events this close together make one update
     heartbeat: float = 10.0  # WebSocket pings: a browser gone silent is noticed in 10-15 s
 
 
@@ -317,18 +319,34 @@ class _Socket:
                 raise _Close("bad_message", f"unknown message type {kind[:40]!r}")
 
     async def poll_participants(self, room_id: str) -> None:
+        """Send the room's participant list after ``welcome`` and whenever it changes: at
+        each room event (coalesced over ``participants_coalesce``), and at the latest every
+        ``participants_poll`` seconds in case an event was missed."""
         live: LiveCalls = self.request.app[LIVE]
+        hub = self.request.app.get(EVENTS)
+        sub = hub.subscribe(room_id) if hub is not None else None
         last: list[dict[str, Any]] | None = None
-        while not self.ws.closed:
-            try:
-                now = [_public(p) for p in await live.participants(room_id)]
-            except Exception:  # a live registry hiccup must not end the socket
-                logger.exception("participants of room %s", room_id)
-                now = last or []
-            if now != last:
-                await self.send({"type": "participants", "participants": now})
-                last = now
-            await asyncio.sleep(self.limits.participants_poll)
+        try:
+            while not self.ws.closed:
+                try:
+                    now = [_public(p) for p in await live.participants(room_id)]
+                except Exception:  # a live registry hiccup must not end the socket
+                    logger.exception("participants of room %s", room_id)
+                    now = last or []
+                if now != last:
+                    await self.send({"type": "participants", "participants": now})
+                    last = now
+                if sub is None or sub.overflowed:
+                    await asyncio.sleep(self.limits.participants_poll)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(sub.queue.get(), self.limits.participants_poll)
+                await asyncio.sleep(self.limits.participants_coalesce)
+                while not sub.queue.empty():
+                    sub.queue.get_nowait()
+        finally:
+            if sub is not None and hub is not None:
+                hub.unsubscribe(sub)
 
 
 async def join_socket(request: web.Request) -> web.StreamResponse:
