@@ -386,6 +386,7 @@ class RoomMixer:
         shared: Pcm | None = None
         if self._gate_cfg is not None and int(shared_ok.sum()) > 1:
             shared = out16[int(np.flatnonzero(shared_ok)[0])]
+            shared.flags.writeable = False  # many sinks read it: none may change it
         self.shared_frame = shared
 
         for leg in legs:
