@@ -74,7 +74,10 @@ def require_room(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         if "Authorization" in request.headers:
             token = _bearer(request)
-        elif request.query.get("token"):
+        elif (
+            request.query.get("token") and request.headers.get("Upgrade", "").lower() == "websocket"
+        ):
+            # only a WebSocket (which a browser cannot give headers) may carry it in the URL
             token = request.query["token"]
         else:
             _bearer(request)  # raises missing_token

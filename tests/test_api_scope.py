@@ -142,3 +142,11 @@ async def test_admit_all_mute_all_and_ask_unmute(
         f"/api/rooms/{a['id']}/mute-all", json={"muted": "yes"}, headers=headers
     )
     assert response.status == 422
+
+
+async def test_a_token_in_the_url_counts_for_websockets_only(
+    client: Client, rooms: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    a, _ = rooms
+    response = await client.get(f"/api/rooms/{a['id']}/participants?token={token(a, 'organiser')}")
+    assert response.status == 401  # plain requests send it in Authorization
