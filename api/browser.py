@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from aiohttp import WSMsgType, web
 
 from api.errors import ApiError
-from api.events import EVENTS
+from api.events import EVENTS, participant_json
 from api.live import LIVE, LiveCalls, Participant
 from api.pages import STORE
 
@@ -137,17 +137,10 @@ class _Close(Exception):
 
 
 def _public(p: Participant) -> dict[str, Any]:
-    """What a browser may see of a participant: never the caller's number."""
-    return {
-        "id": p.id,
-        "display_name": p.display_name,
-        "kind": p.kind,
-        "role": p.role,
-        "state": p.state,
-        "muted": p.muted,
-        "joined_at": p.joined_at.isoformat(),
-        "talking": p.talking,
-    }
+    """What a browser may see of a participant: the events' view, never the caller's number."""
+    data = participant_json(p)
+    del data["caller_number"]
+    return data
 
 
 def _str(message: dict[str, Any], key: str, *, limit: int) -> str:

@@ -26,7 +26,7 @@ from api.errors import ApiError
 from api.live import Participant
 from api.pages import STORE
 
-__all__ = ["EVENTS", "EVENT_TYPES", "EventHub", "room_events"]
+__all__ = ["EVENTS", "EVENT_TYPES", "EventHub", "participant_json", "room_events"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ QUEUE = 1000
 
 
 def participant_json(p: Participant) -> dict[str, Any]:
+    """A participant as events carry it (the fields of the REST API's participant)."""
     return {
         "id": p.id,
         "display_name": p.display_name,
