@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient
 from api.app import create_app
 from api.live import InMemoryLiveCalls
 from config import Settings
+from tests.peers.fixtures import PeerFactory
 
 TEST_DATABASE_ENV = "GATEWAY_TEST_DATABASE_URL"
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -107,6 +108,13 @@ def make_settings(database_url: str, admin_token: str) -> Callable[..., Settings
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
+
+
+@pytest.fixture
+def peers(tmp_path: Path) -> Iterator[PeerFactory]:
+    """Real SIP peers (PJSIP, baresip, sipp...) a test starts; all stopped at teardown."""
+    with PeerFactory(tmp_path) as factory:
+        yield factory
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ tone and never its own, checked by frequency analysis of what each peer recorded
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +19,6 @@ from tests.peers.pjsua import PjsuaPeer
 pytestmark = pytest.mark.interop
 
 HOST = "127.0.0.1"
-
-
-@pytest.fixture
-def peers(tmp_path: Path) -> Iterator[PeerFactory]:
-    with PeerFactory(tmp_path) as factory:
-        yield factory
 
 
 def room_uri(gateway: GatewayProcess, room: dict[str, object]) -> str:  # noqa: F811

@@ -10,7 +10,6 @@ brings it back.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,6 @@ pytestmark = pytest.mark.interop
 HOST = "127.0.0.1"
 BARESIP_TONE = 700
 PJSUA_TONE = 440
-
-
-@pytest.fixture
-def peers(tmp_path: Path) -> Iterator[PeerFactory]:
-    with PeerFactory(tmp_path) as factory:
-        yield factory
 
 
 def room_uri(gateway: GatewayProcess, room: dict[str, Any]) -> str:  # noqa: F811

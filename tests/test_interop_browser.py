@@ -6,10 +6,7 @@ refused in words, and a browser killed outright leaves the room within 30 s."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -17,6 +14,7 @@ from tests.gateway_proc import GatewayProcess, gateway  # noqa: F401  (fixture)
 from tests.peers import chromium
 from tests.peers.audio import assert_contains_tone, assert_lacks_tone
 from tests.peers.fixtures import PeerFactory
+from tests.peers.join_page import join, link, measured_peak
 
 pytestmark = [
     pytest.mark.interop,
@@ -26,36 +24,6 @@ pytestmark = [
 ]
 
 HOST = "127.0.0.1"
-
-
-@pytest.fixture
-def peers(tmp_path: Path) -> Iterator[PeerFactory]:
-    with PeerFactory(tmp_path) as factory:
-        yield factory
-
-
-def link(gateway: GatewayProcess, room: dict[str, Any], role: str) -> str:  # noqa: F811
-    parts = urlsplit(room["links"][role])
-    return f"{gateway.base_url}{parts.path}?{parts.query}"
-
-
-def join(browser: chromium.Browser, url: str, name: str) -> None:
-    browser.open(url)
-    browser.type("#name", name)
-    browser.click("#join")
-    browser.wait_for('return document.getElementById("status").textContent === "joined"', 20)
-
-
-def measured_peak(browser: chromium.Browser, seconds: float = 4.0) -> list[float]:
-    """The page's own analysis of what it hears, sampled every 0.25 s."""
-    peaks = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        m = browser.js("return window.gatewayMeasure()")
-        if m["level_db"] > -70:
-            peaks.append(float(m["peak_hz"]))
-        time.sleep(0.25)
-    return peaks
 
 
 def test_browser_joins_and_talks_with_a_sip_phone(

@@ -7,9 +7,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,12 +21,6 @@ from tests.peers.webrtc_client import run_client
 pytestmark = pytest.mark.interop
 
 HOST = "127.0.0.1"
-
-
-@pytest.fixture
-def peers(tmp_path: Path) -> Iterator[PeerFactory]:
-    with PeerFactory(tmp_path) as factory:
-        yield factory
 
 
 class Watcher(threading.Thread):

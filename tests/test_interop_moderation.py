@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -20,12 +18,6 @@ from tests.peers.webrtc_client import run_client
 pytestmark = pytest.mark.interop
 
 HOST = "127.0.0.1"
-
-
-@pytest.fixture
-def peers(tmp_path: Path) -> Iterator[PeerFactory]:
-    with PeerFactory(tmp_path) as factory:
-        yield factory
 
 
 def rms(x: np.ndarray) -> float:

@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from tests.gateway_proc import GatewayProcess, gateway  # noqa: F401  (fixture)
 from tests.peers import chromium, sipp
+from tests.peers.join_page import join, link
 from tests.peers.pcap import silence_packets, write_pcap
 
 pytestmark = [
@@ -25,18 +25,6 @@ pytestmark = [
 ]
 
 HOST = "127.0.0.1"
-
-
-def link(gateway: GatewayProcess, room: dict[str, Any], role: str) -> str:  # noqa: F811
-    parts = urlsplit(room["links"][role])
-    return f"{gateway.base_url}{parts.path}?{parts.query}"
-
-
-def join(browser: chromium.Browser, url: str, name: str, status: str) -> None:
-    browser.open(url)
-    browser.type("#name", name)
-    browser.click("#join")
-    browser.wait_for(f'return document.getElementById("status").textContent === "{status}"', 20)
 
 
 def wait_rest(

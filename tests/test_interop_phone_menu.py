@@ -62,12 +62,6 @@ def own_gateway(tmp_path: Path, **env: str) -> Iterator[GatewayProcess]:
     yield from start_gateway(tmp_path, GATEWAY_DIALIN_NUMBERS=DIALIN, GATEWAY_LANGUAGE="en", **env)
 
 
-@pytest.fixture
-def peers(tmp_path: Path) -> Iterator[PeerFactory]:
-    with PeerFactory(tmp_path) as factory:
-        yield factory
-
-
 # -- helpers ----------------------------------------------------------------------------------
 def code_of(room: dict[str, Any]) -> str:
     code = str(room["dial_in"]["code"])

@@ -40,12 +40,6 @@ def hijack_gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
     yield from start_gateway(home, GATEWAY_RTP_PORTS=f"{RTP_LOW}-{RTP_HIGH}")
 
 
-@pytest.fixture
-def peers(tmp_path: Path) -> Iterator[PeerFactory]:
-    with PeerFactory(tmp_path) as factory:
-        yield factory
-
-
 def _attack_payloads() -> list[bytes]:
     t = np.arange(8000) / 8000
     packets = audio_packets(0.5 * np.sin(2 * np.pi * 1500 * t), 8000, "PCMU")

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,6 @@ pytestmark = pytest.mark.interop
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def peers(tmp_path: Path) -> Iterator[PeerFactory]:
-    with PeerFactory(tmp_path) as factory:
-        yield factory
 
 
 def token_of(room: dict[str, Any], role: str) -> str:

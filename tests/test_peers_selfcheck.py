@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -143,12 +142,6 @@ def test_pcap_is_readable_rtp(tmp_path: Path) -> None:
 
 
 # -- interop: real peers against each other --------------------------------------------
-
-
-@pytest.fixture
-def peers(tmp_path: Path) -> Iterator[PeerFactory]:
-    with PeerFactory(tmp_path) as factory:
-        yield factory
 
 
 @pytest.fixture

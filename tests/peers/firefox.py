@@ -27,16 +27,13 @@ import importlib.util
 import os
 import platform
 import shutil
-import signal
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from .chromium import descendants
+from .webdriver import WebDriverBrowser
 
 FIREFOX_CANDIDATES = ("/usr/lib/firefox-esr/firefox-esr", "/usr/bin/firefox-esr")
 GECKODRIVER_ENV = "GECKODRIVER"
@@ -156,7 +153,7 @@ return Services.perms.testExactPermissionFromPrincipal(principal, "microphone");
 """
 
 
-class Browser:
+class Browser(WebDriverBrowser):
     """Headless Firefox with its fake microphone (a 1 kHz tone) and WebRTC on loopback.
 
     ``with Browser() as b: b.open(url); b.wait_for("return window.ready")``.
@@ -175,6 +172,7 @@ class Browser:
     ) -> None:
         if not available():
             raise RuntimeError("firefox, geckodriver or selenium missing")
+        super().__init__()
         self.grant_origins = grant_origins
         self._granted: set[str] = set()
         self.lang = lang
@@ -184,12 +182,8 @@ class Browser:
         self.prefs.update(prefs or {})
         self.extra_args = list(extra_args)
         self.page_load_timeout = page_load_timeout
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._driver: Any = None
-        self._service: Any = None
         self._log_path: str | None = None
         self._log_offset = 0
-        self.killed = False
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> Browser:
@@ -233,75 +227,6 @@ class Browser:
         self._driver.set_script_timeout(30)
         return self
 
-    def __enter__(self) -> Browser:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @property
-    def driver(self) -> Any:
-        if self._driver is None:
-            raise RuntimeError("browser not started")
-        return self._driver
-
-    def browser_pids(self) -> list[int]:
-        """The firefox processes: every descendant of the geckodriver process."""
-        proc = getattr(self._service, "process", None)
-        if proc is None:
-            return []
-        return descendants(int(proc.pid))
-
-    def kill(self) -> None:
-        """SIGKILL the whole firefox process tree, pages still open (a vanishing browser)."""
-        self.killed = True
-        for _ in range(3):
-            pids = self.browser_pids()
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        if self._driver is not None:
-            driver, self._driver = self._driver, None
-            if not self.killed:
-                try:
-                    driver.quit()
-                except Exception:
-                    self.kill()
-        if self.browser_pids():
-            self.kill()
-        self._stop_service()
-        self._cleanup_tmp()
-
-    def _stop_service(self) -> None:
-        if self._service is None:
-            return
-        service, self._service = self._service, None
-        proc = getattr(service, "process", None)
-        try:
-            service.stop()
-        except Exception:
-            pass
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-
-    def _cleanup_tmp(self) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
     # -- page helpers ----------------------------------------------------------------
     def open(self, url: str) -> None:
         if self.grant_origins:
@@ -321,50 +246,6 @@ class Browser:
         if state != 1:  # nsIPermissionManager.ALLOW_ACTION
             raise RuntimeError(f"microphone permission for {origin} not granted: {state!r}")
         self._granted.add(origin)
-
-    def js(self, script: str, *args: Any) -> Any:
-        """``execute_script``: ``script`` is a function body; use ``return`` for a value.
-
-        A body that returns a Promise is awaited by geckodriver (WebDriver spec).
-        """
-        return self.driver.execute_script(script, *args)
-
-    def wait_for(
-        self,
-        predicate: str | Callable[[], Any],
-        timeout: float = 10.0,
-        interval: float = 0.1,
-    ) -> Any:
-        """Poll ``predicate`` (JS body or Python callable) until truthy; return its value."""
-        deadline = time.monotonic() + timeout
-        last_exc: Exception | None = None
-        while True:
-            try:
-                value = self.js(predicate) if isinstance(predicate, str) else predicate()
-            except Exception as e:  # page still loading, element missing, ...
-                value, last_exc = None, e
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                what = predicate if isinstance(predicate, str) else repr(predicate)
-                raise TimeoutError(f"not true after {timeout:.1f} s: {what}") from last_exc
-            time.sleep(interval)
-
-    def _element(self, css: str) -> Any:
-        from selenium.webdriver.common.by import By
-
-        return self.driver.find_element(By.CSS_SELECTOR, css)
-
-    def text(self, css: str) -> str:
-        return str(self._element(css).text)
-
-    def click(self, css: str) -> None:
-        self._element(css).click()
-
-    def type(self, css: str, text: str) -> None:
-        el = self._element(css)
-        el.clear()
-        el.send_keys(text)
 
     def console_log(self) -> list[str]:
         """Page console lines (``console.log: ...``, ``JavaScript error: ...``) since the last
