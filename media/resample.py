@@ -10,6 +10,7 @@ sample.
 
 from __future__ import annotations
 
+from functools import cache
 from math import gcd
 
 import numpy as np
@@ -28,6 +29,25 @@ def lowpass(num_taps: int, cutoff: float, beta: float = 7.0) -> Floats:
     h = 2 * cutoff * np.sinc(2 * cutoff * n) * np.kaiser(num_taps, beta)
     h /= h.sum()
     return h.astype(np.float32)
+
+
+@cache
+def _taps(up: int, down: int, taps_per_phase: int) -> Floats:
+    """The filter of an ``up``/``down`` resampler, designed once per ratio and shared by every
+    resampler of that ratio (read-only): two per call leg, so not redone at each call setup."""
+    factor = max(up, down)
+    num_taps = taps_per_phase * factor
+    # cut a little below the lower Nyquist so the transition band does not alias much
+    h = lowpass(num_taps, 0.5 / factor * 0.96)
+    if up > 1:
+        # phase p of the output is the input correlated with the reversed phase-p taps;
+        # all phases at once: (n, taps_per_phase) sliding windows @ (taps_per_phase, up)
+        phases = [h[p::up][::-1] * up for p in range(up)]
+        taps = np.ascontiguousarray(np.stack(phases, axis=1))
+    else:
+        taps = np.ascontiguousarray(h[::-1])  # (num_taps,)
+    taps.flags.writeable = False
+    return taps
 
 
 class Resampler:
@@ -49,18 +69,8 @@ class Resampler:
             raise ValueError(f"unsupported ratio {in_rate} -> {out_rate}")
         factor = max(self.up, self.down)
         self._identity = factor == 1
-        num_taps = taps_per_phase * factor
-        # cut a little below the lower Nyquist so the transition band does not alias much
-        h = lowpass(num_taps, 0.5 / factor * 0.96)
-        if self.up > 1:
-            # phase p of the output is the input correlated with the reversed phase-p taps;
-            # all phases at once: (n, taps_per_phase) sliding windows @ (taps_per_phase, up)
-            phases = [h[p :: self.up][::-1] * self.up for p in range(self.up)]
-            self._taps = np.ascontiguousarray(np.stack(phases, axis=1))
-            self._hist_len = taps_per_phase - 1
-        else:
-            self._taps = np.ascontiguousarray(h[::-1])  # (num_taps,)
-            self._hist_len = num_taps - 1
+        self._taps = _taps(self.up, self.down, taps_per_phase)
+        self._hist_len = taps_per_phase - 1 if self.up > 1 else taps_per_phase * factor - 1
         self._buf: Floats = np.zeros(self._hist_len, dtype=np.float32)
         self._windows: Floats = self._buf[:0]
         self._n = -1
