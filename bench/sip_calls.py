@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,14 +22,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchlib import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-admin-token-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_sipp(port: int, service: str, calls: int, rate: int, limit: int) -> tuple[float, int, int]:
@@ -101,6 +96,9 @@ def gateway(calls: int, rate: int, limit: int) -> tuple[float, int, int]:
             "GATEWAY_RTP_PORTS": "40000-49999",
             "GATEWAY_ADMIN_TOKEN": TOKEN,
             "GATEWAY_DATABASE_URL": f"sqlite:///{wd}/bench.db",
+            # sipp is one source address: its concurrency must fit the per-source caps
+            "GATEWAY_MAX_CALLS_PER_SOURCE": str(2 * limit),
+            "GATEWAY_MAX_PENDING_PER_SOURCE": str(2 * limit),
             "PYTHONPATH": str(ROOT),
         }
         log = open(f"{wd}/gateway.log", "wb")  # noqa: SIM115

@@ -14,7 +14,6 @@ Run: ``python bench/soak.py [--minutes 30] [--legs 200] [--rooms 10]`` (needs si
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import re
@@ -26,28 +25,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchlib import api, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "bench" / "scenarios" / "soak_call.xml"
 TOKEN = "soak-admin-token-0123456789"
 TALK = (10_000, 60_000)  # ms, each of the two talk spells
 HOLD = (2_000, 10_000)  # ms on hold
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def api(base: str, method: str, path: str, body: dict[str, object] | None = None) -> object:
-    request = urllib.request.Request(
-        base + path,
-        data=json.dumps(body).encode() if body is not None else None,
-        method=method,
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"null")
 
 
 def process_figures(pid: int, log: Path) -> dict[str, object]:
@@ -112,7 +96,7 @@ def main() -> None:
             scenario = scenario.replace(f"[{key}]", str(value))
         (work / "soak_call.xml").write_text(scenario)
         for i in range(args.rooms):
-            room = api(base, "POST", "/api/rooms", {"name": f"soak {i}"})
+            room = api(base, TOKEN, "POST", "/api/rooms", {"name": f"soak {i}"})
             assert isinstance(room, dict)
             sipps.append(
                 subprocess.Popen(

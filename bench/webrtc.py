@@ -35,28 +35,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+from benchlib import api, free_port  # noqa: E402
 
 from media.opus import FRAME, OpusDecoder, OpusEncoder, OpusSettings  # noqa: E402
 
 TOKEN = "bench-webrtc-admin-token-0123456789"
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def api(base: str, method: str, path: str, body: dict[str, object] | None = None) -> Any:
-    request = urllib.request.Request(
-        base + path,
-        data=json.dumps(body).encode() if body is not None else None,
-        method=method,
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"null")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -197,7 +181,7 @@ def run(
     legs: int, per_room: int, talkers: int, seconds: float, profile: str | None = None
 ) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-webrtc-"))
-    http = free_port()
+    http = free_port(socket.SOCK_STREAM)
     env = {
         **os.environ,
         "GATEWAY_HTTP_PORT": str(http),
@@ -221,7 +205,7 @@ def run(
                 time.sleep(0.2)
         joins = []
         for r in range((legs + per_room - 1) // per_room):
-            room = api(base, "POST", "/api/rooms", {"name": f"bench {r}"})
+            room = api(base, TOKEN, "POST", "/api/rooms", {"name": f"bench {r}"})
             token = room["links"]["guest"].split("token=", 1)[1]
             for k in range(min(per_room, legs - len(joins))):
                 joins.append((room["number"], token, k < talkers))
