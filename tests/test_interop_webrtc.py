@@ -179,6 +179,22 @@ def test_bad_messages_close_that_socket_only(
     assert result.states() == ["joined"] and result.errors() == [], result.messages
 
 
+@pytest.mark.parametrize(
+    "sdp", ["garbage", "v=0\r\nm=audio x y z\r\n", "v=0\r\nm=video 9 RTP/AVP 96\r\n"]
+)
+def test_an_offer_that_cannot_be_read_is_refused_in_words(
+    gateway: GatewayProcess,  # noqa: F811
+    sdp: str,
+) -> None:
+    room = gateway.create_room(name="bad offer")
+    join = {"type": "join", "token": token_of(room, "guest"), "name": "Odd"}
+    got, code = asyncio.run(
+        _socket(gateway, str(room["number"]), join, {"type": "offer", "sdp": sdp})
+    )
+    assert code == 4400 and got[-1]["code"] == "bad_message", got
+    assert "Traceback" not in gateway.log()
+
+
 def test_socket_that_never_authenticates_is_closed_within_10_s(
     gateway: GatewayProcess,  # noqa: F811
 ) -> None:

@@ -200,8 +200,8 @@ class BrowserLeg:
         offer has no usable audio."""
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ValueError(f"bad offer: {exc}") from None
+        except Exception as exc:  # aiortc's parser also asserts on what it cannot read
+            raise ValueError(f"bad offer: {type(exc).__name__} {exc}".rstrip()) from None
         audio = None
         for transceiver in self.pc.getTransceivers():
             if transceiver.kind == "audio" and audio is None:
