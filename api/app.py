@@ -475,7 +475,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     if token is not None:
         announce_admin_token(token)
     app[ENGINE] = engine
-    app[STORE] = RoomStore(engine)
+    app[STORE] = RoomStore(engine, cache_seconds=settings.room_cache_seconds)
     app[ADMIN_AUTH] = auth
     webhooks = _webhooks(settings, settings.admin_token or token)
     if webhooks is not None:

@@ -73,6 +73,17 @@ class Settings:
     #: Calls, and INVITEs not yet confirmed by an ACK, one source address may hold at once.
     max_calls_per_source: int = 100
     max_pending_per_source: int = 20
+    #: SIP calls this process carries at once, and INVITEs not yet confirmed by an ACK in all
+    #: (calls being set up): over either, new calls get 503 with Retry-After, and calls
+    #: already up keep their audio.
+    max_calls: int = 1000
+    max_setups: int = 200
+    #: How long a room looked up by number is remembered (0: never): this process's own
+    #: edits apply at once, another process's (sharing the database) within this time.
+    room_cache_seconds: float = 2.0
+    #: Log level: per-call lines (joined, left, ended) are DEBUG; INFO keeps what an operator
+    #: acts on.
+    log_level: str = "INFO"
     tcp_max_connections: int = 1000
     tcp_max_per_address: int = 64
     tcp_idle_seconds: float = 300.0
@@ -313,6 +324,8 @@ def load_settings(
     for name, key in (
         ("GATEWAY_MAX_CALLS_PER_SOURCE", "max_calls_per_source"),
         ("GATEWAY_MAX_PENDING_PER_SOURCE", "max_pending_per_source"),
+        ("GATEWAY_MAX_CALLS", "max_calls"),
+        ("GATEWAY_MAX_SETUPS", "max_setups"),
         ("GATEWAY_TCP_MAX_CONNECTIONS", "tcp_max_connections"),
         ("GATEWAY_TCP_MAX_PER_ADDRESS", "tcp_max_per_address"),
     ):
@@ -333,6 +346,15 @@ def load_settings(
         kwargs["ice_servers"] = _ice_servers("GATEWAY_ICE_SERVERS", v)
     if (v := get("GATEWAY_WEBHOOK_URL")) is not None and v.strip():
         kwargs["webhook_url"] = _url("GATEWAY_WEBHOOK_URL", v)
+    if (v := get("GATEWAY_LOG_LEVEL")) is not None:
+        level = v.strip().upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("GATEWAY_LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR: {v!r}")
+        kwargs["log_level"] = level
+    if (v := get("GATEWAY_ROOM_CACHE_SECONDS")) is not None:
+        kwargs["room_cache_seconds"] = (
+            0.0 if v.strip() in ("0", "0.0") else _positive_float("GATEWAY_ROOM_CACHE_SECONDS", v)
+        )
     if (v := get("GATEWAY_MAX_BROWSER_LEGS")) is not None:
         kwargs["max_browser_legs"] = _positive_int("GATEWAY_MAX_BROWSER_LEGS", v)
     kwargs["extra"] = {k: v for k, v in values.items() if k.startswith("GATEWAY_")}

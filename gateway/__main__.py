@@ -12,17 +12,17 @@ from gateway.app import build_app
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # ICE check-by-check and DTLS chatter of every browser leg: warnings only.
-    for noisy in ("aioice", "aiortc"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # ICE check-by-check and DTLS chatter of every browser leg: warnings only.
+    for noisy in ("aioice", "aiortc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     app = build_app(settings)
     try:
         web.run_app(

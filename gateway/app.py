@@ -55,7 +55,9 @@ def media_address(settings: Settings) -> str:
 
 def room_lookup(store: RoomStore) -> RoomLookup:
     async def lookup(number: str) -> RoomInfo | None:
-        room = await asyncio.to_thread(store.find_by_number, number)
+        known, room = store.cached_by_number(number)
+        if not known:
+            room = await asyncio.to_thread(store.find_by_number, number)
         if room is None:
             return None
         return RoomInfo(

@@ -137,7 +137,7 @@ class Conference:
             player = PromptPlayer(prompts.frames("waiting", self.language), sink, repeat=True)
             room.waiting[member.id] = player
             self.clock.add(player)
-        logger.info("%s %s %s in room %s", member.kind, member.id, member.state, member.room_id)
+        logger.debug("%s %s %s in room %s", member.kind, member.id, member.state, member.room_id)
         self._emit("joined" if member.state == "joined" else "waiting", member)
         if (member.joined_at - room.began).total_seconds() >= self.late_after:
             self._emit("late_joiner", member)
@@ -184,7 +184,7 @@ class Conference:
         if not room.members:
             self.clock.remove(room.mixer)
             del self.rooms[member.room_id]
-        logger.info("%s %s left room %s", member.kind, member.id, member.room_id)
+        logger.debug("%s %s left room %s", member.kind, member.id, member.room_id)
         member.talking = False
         self._emit("left", member)
 

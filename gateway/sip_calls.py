@@ -168,6 +168,8 @@ class SipCalls:
         self.limits = SourceLimits(
             max_calls=settings.max_calls_per_source,
             max_pending=settings.max_pending_per_source,
+            max_total_calls=settings.max_calls,
+            max_total_pending=settings.max_setups,
         )
         self._last_overload_log = -float("inf")
         self._tasks: set[asyncio.Task[None]] = set()
@@ -215,7 +217,7 @@ class SipCalls:
         elif isinstance(event, CallEnded):
             leg = self.legs.get(event.call)
             if leg is not None:
-                logger.info("call %s ended: %s", leg.member.id, event.reason)
+                logger.debug("call %s ended: %s", leg.member.id, event.reason)
                 self._drop(leg)
             self.limits.forget(event.call)
 
@@ -226,24 +228,34 @@ class SipCalls:
         source = (via.param("received") or via.host.strip("[]")) if via is not None else "?"
         if self.limits.admit(call, source):
             return True
+        process = self.limits.last_refusal == "process"
         now = self._now()
         if now - self._last_overload_log >= 10.0:  # one line per overload, not per INVITE
             self._last_overload_log = now
-            logger.warning(
-                "source %s over its call caps (%d calls, %d unconfirmed): answering 503 "
-                "(%d refused so far)",
-                source,
-                self.limits.max_calls,
-                self.limits.max_pending,
-                self.limits.refused,
-            )
+            if process:
+                logger.warning(
+                    "gateway at its call caps (%d calls, %d being set up): answering 503 "
+                    "(%d refused so far)",
+                    self.limits.max_total_calls,
+                    self.limits.max_total_pending,
+                    self.limits.refused,
+                )
+            else:
+                logger.warning(
+                    "source %s over its call caps (%d calls, %d unconfirmed): answering 503 "
+                    "(%d refused so far)",
+                    source,
+                    self.limits.max_calls,
+                    self.limits.max_pending,
+                    self.limits.refused,
+                )
         asyncio.get_running_loop().call_soon(  # not from inside the endpoint's own dispatch
             functools.partial(
                 self.endpoint.reject,
                 call,
                 503,
-                reason="Too Many Calls From Source",
-                headers=[("Retry-After", "30")],
+                reason="Gateway Overloaded" if process else "Too Many Calls From Source",
+                headers=[("Retry-After", "5" if process else "30")],
             )
         )
         return False
@@ -516,7 +528,7 @@ class SipCalls:
         leg.menu_task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        logger.info("call %s in the phone menu", leg.member.id)
+        logger.debug("call %s in the phone menu", leg.member.id)
 
     async def _code_lookup(self, code: str) -> MenuRoom | None:
         room = await self.lookup(code)
@@ -562,14 +574,14 @@ class SipCalls:
 
         assert leg.overlay is not None
         self.conference.join(member, source, leg.overlay, wait_for_host=for_host)
-        logger.info("call %s joined room %s as %s", member.id, room_id, role)
+        logger.debug("call %s joined room %s as %s", member.id, room_id, role)
 
     def _toggle_mute(self, leg: SipLeg) -> None:
         member = leg.member
         if member.role == "spectator" or leg.call not in self.legs:
             return  # a spectator is never heard
         self.conference.set_muted(member, not member.muted)
-        logger.info("call %s %s itself", member.id, "muted" if member.muted else "unmuted")
+        logger.debug("call %s %s itself", member.id, "muted" if member.muted else "unmuted")
         if leg.overlay is not None:
             name = "muted" if member.muted else "unmuted"
             leg.overlay.play(prompts.frames(name, self.settings.language))

@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from rooms import numbers
 from rooms.admin import AdminAuth, ensure_admin_token
+from rooms.cache import MISS, TtlCache
 from rooms.errors import InvalidRoom, NumbersExhausted
 from rooms.models import LinkToken, Room, utcnow
 from rooms.pins import check_pins
@@ -164,11 +165,22 @@ def _validated(spec: RoomSpec) -> tuple[RoomSpec, bool]:
 
 
 class RoomStore:
-    """Rooms in the database behind ``engine`` (schema already upgraded)."""
+    """Rooms in the database behind ``engine`` (schema already upgraded).
 
-    def __init__(self, engine: Engine, *, number_source: Callable[[], str] | None = None) -> None:
+    Lookups by number (every incoming call makes one) are remembered for ``cache_seconds``;
+    this store's own writes take effect at once, another process's within that time.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        number_source: Callable[[], str] | None = None,
+        cache_seconds: float = 2.0,
+    ) -> None:
         self.engine = engine
         self._number_source = number_source
+        self._by_number: TtlCache[RoomData | None] = TtlCache(cache_seconds)
         # SQLite has one writer at a time and may refuse (not wait for) a reader that turns
         # writer; writes of this process take turns instead.
         self._write_lock: AbstractContextManager[object] = (
@@ -226,6 +238,7 @@ class RoomStore:
             for role, token in tokens.items():
                 session.add(LinkToken(token=token, room_id=room.id, role=role.value))
             session.commit()
+            self._by_number.drop(number)  # someone may have dialled it before it existed
             session.refresh(room)
             return _data(room, tokens)
 
@@ -247,11 +260,25 @@ class RoomStore:
         """The room with this number (a SIP user part or a phone-menu code); None: no room."""
         if not numbers.is_room_number(number):
             return None
+        found = self._by_number.get(number)
+        if found is not MISS:
+            return found  # type: ignore[return-value]
+        generation = self._by_number.generation
         with Session(self.engine) as session:
             room = session.exec(select(Room).where(Room.number == number)).first()
-            if room is None:
-                return None
-            return _data(room, self._tokens(session, [room.id])[room.id])
+            data = None if room is None else _data(room, self._tokens(session, [room.id])[room.id])
+        self._by_number.put(number, data, generation)
+        return data
+
+    def cached_by_number(self, number: str) -> tuple[bool, RoomData | None]:
+        """(True, room or None) when :meth:`find_by_number` would answer from memory; else
+        (False, None): the caller then runs ``find_by_number`` in a thread."""
+        if not numbers.is_room_number(number):
+            return True, None
+        found = self._by_number.get(number)
+        if found is MISS:
+            return False, None
+        return True, found  # type: ignore[return-value]
 
     def find_link(self, number: str, token: str) -> tuple[RoomData, Role] | None:
         """The room and role a join link ``/join/NUMBER?token=TOKEN`` stands for; None: bad link."""
@@ -314,6 +341,7 @@ class RoomStore:
             room.active = spec.active
             session.add(room)
             session.commit()
+            self._by_number.drop(room.number)
             session.refresh(room)
             return _data(room, self._tokens(session, [room.id])[room.id])
 
@@ -326,4 +354,5 @@ class RoomStore:
             session.execute(delete(LinkToken).where(col(LinkToken.room_id) == room_id))
             session.delete(room)
             session.commit()
+            self._by_number.drop(room.number)
             return True

@@ -36,6 +36,10 @@ FULL = {
     "GATEWAY_ICE_SERVERS": "stun:stun.example.org:3478, turn:bob:pa:ss@turn.example.org?transport=tcp",
     "GATEWAY_MAX_BROWSER_LEGS": "50",
     "GATEWAY_WEBHOOK_URL": "https://hooks.example.org/gateway",
+    "GATEWAY_MAX_CALLS": "300",
+    "GATEWAY_MAX_SETUPS": "40",
+    "GATEWAY_ROOM_CACHE_SECONDS": "0",
+    "GATEWAY_LOG_LEVEL": "debug",
 }
 
 
@@ -56,6 +60,8 @@ def test_defaults_match_the_contract() -> None:
     assert (settings.pin_max_failures, settings.pin_lockout_seconds) == (20, 600.0)
     assert settings.sip_public_host is None
     assert (settings.webrtc_host, settings.ice_servers) == (None, ())
+    assert (settings.max_calls, settings.max_setups) == (1000, 200)
+    assert (settings.room_cache_seconds, settings.log_level) == (2.0, "INFO")
 
 
 def test_every_variable_is_read() -> None:
@@ -90,6 +96,8 @@ def test_every_variable_is_read() -> None:
     ]
     assert settings.max_browser_legs == 50
     assert settings.webhook_url == "https://hooks.example.org/gateway"
+    assert (settings.max_calls, settings.max_setups) == (300, 40)
+    assert (settings.room_cache_seconds, settings.log_level) == (0.0, "DEBUG")
     assert settings.sip_uri("1234567890") == "sip:1234567890@visio.example.org"
     assert (
         settings.join_url("1234567890", "tok")
@@ -151,6 +159,10 @@ def test_region_applies_to_numbers_without_plus() -> None:
         ("GATEWAY_ICE_SERVERS", "stun:"),
         ("GATEWAY_MAX_BROWSER_LEGS", "0"),
         ("GATEWAY_WEBHOOK_URL", "hooks.example.org"),
+        ("GATEWAY_MAX_CALLS", "0"),
+        ("GATEWAY_MAX_SETUPS", "-5"),
+        ("GATEWAY_ROOM_CACHE_SECONDS", "-1"),
+        ("GATEWAY_LOG_LEVEL", "chatty"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:

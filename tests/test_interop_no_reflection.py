@@ -106,3 +106,63 @@ def test_one_source_gets_503_over_its_unconfirmed_invite_cap(tmp_path: Path) -> 
             assert "over its call caps" in gw.log()
         finally:
             sip.close()
+
+
+def _final(sip: socket.socket) -> bytes:
+    while True:
+        data = sip.recv(65535)
+        if data.startswith(b"SIP/2.0 ") and int(data.split(b" ", 2)[1]) >= 200:
+            return data
+
+
+def _ack(data: bytes, number: str, gw_port: int, sip_port: int, call_id: str) -> bytes:
+    to = next(
+        line.split(b":", 1)[1].strip().decode()
+        for line in data.split(b"\r\n")
+        if line.lower().startswith(b"to:")
+    )
+    return (
+        f"ACK sip:{number}@{HOST}:{gw_port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {HOST}:{sip_port};branch=z9hG4bKack{call_id};rport\r\n"
+        f"From: <sip:attacker@{HOST}>;tag=t{call_id}\r\nTo: {to}\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def test_a_gateway_at_its_call_cap_refuses_new_calls_and_keeps_those_up(
+    tmp_path: Path,
+) -> None:
+    for gw in start_gateway(tmp_path, GATEWAY_MAX_CALLS="2"):
+        room = gw.create_room(name="full")
+        number = str(room["number"])
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+        try:
+            for i, sip in enumerate(socks):  # three callers, each its own source port
+                sip.bind((HOST, 0))
+                sip.settimeout(5)
+                port = sip.getsockname()[1]
+                sip.sendto(
+                    invite(number, gw.sip_port, port, 40000 + 2 * i, f"full{i}"),
+                    (HOST, gw.sip_port),
+                )
+                final = _final(sip)
+                status = int(final.split(b" ", 2)[1])
+                if i < 2:
+                    assert status == 200, final
+                    sip.sendto(
+                        _ack(final, number, gw.sip_port, port, f"full{i}"), (HOST, gw.sip_port)
+                    )
+                else:
+                    assert status == 503, final
+                    assert b"\r\nRetry-After: 5" in final
+            assert "gateway at its call caps" in gw.log()
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                _, participants = gw.api("GET", f"/api/rooms/{room['id']}/participants")
+                if len(participants) == 2:
+                    break
+                time.sleep(0.1)
+            assert len(participants) == 2, participants  # the calls up are kept
+        finally:
+            for sip in socks:
+                sip.close()
