@@ -12,6 +12,7 @@ rest; surplus octets after Content-Length are discarded, RFC 3261 18.3). For str
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from dataclasses import dataclass
@@ -139,6 +140,13 @@ def reason_phrase(status: int) -> str:
 # Messages
 
 
+# A transaction and its dialog read the same From, To and Via values several times per
+# message, and every message of a call repeats them: parse each distinct value once. The
+# results are frozen values; the caches are bounded, so hostile traffic cannot grow them.
+_name_addr = functools.lru_cache(maxsize=1024)(NameAddr.parse)
+_via = functools.lru_cache(maxsize=1024)(Via.parse)
+
+
 class _Accessors:
     """Typed accessors shared by Request and Response. They raise SipParseError when the header
     is missing or malformed (never the case for a message returned by :func:`parse`)."""
@@ -161,14 +169,14 @@ class _Accessors:
 
     @property
     def vias(self) -> list[Via]:
-        return [Via.parse(v) for v in self.headers.get_all("Via")]
+        return [_via(v) for v in self.headers.get_all("Via")]
 
     @property
     def top_via(self) -> Via:
         values = self.headers.get_all("Via")
         if not values:
             raise SipParseError("missing Via")
-        return Via.parse(values[0])
+        return _via(values[0])
 
     @property
     def branch(self) -> str | None:
@@ -176,11 +184,11 @@ class _Accessors:
 
     @property
     def from_(self) -> NameAddr:
-        return NameAddr.parse(self._one("From"))
+        return _name_addr(self._one("From"))
 
     @property
     def to(self) -> NameAddr:
-        return NameAddr.parse(self._one("To"))
+        return _name_addr(self._one("To"))
 
     @property
     def from_tag(self) -> str | None:
@@ -193,7 +201,7 @@ class _Accessors:
     @property
     def contact(self) -> list[NameAddr]:
         """Contact values (a ``*`` wildcard is skipped; see :attr:`contact_is_wildcard`)."""
-        return [NameAddr.parse(v) for v in self.headers.get_all("Contact") if v != "*"]
+        return [_name_addr(v) for v in self.headers.get_all("Contact") if v != "*"]
 
     @property
     def contact_is_wildcard(self) -> bool:
@@ -201,11 +209,11 @@ class _Accessors:
 
     @property
     def route(self) -> list[NameAddr]:
-        return [NameAddr.parse(v) for v in self.headers.get_all("Route")]
+        return [_name_addr(v) for v in self.headers.get_all("Route")]
 
     @property
     def record_route(self) -> list[NameAddr]:
-        return [NameAddr.parse(v) for v in self.headers.get_all("Record-Route")]
+        return [_name_addr(v) for v in self.headers.get_all("Record-Route")]
 
     @property
     def content_type(self) -> str | None:
@@ -440,11 +448,11 @@ def _validate(headers: Headers, method: str | None) -> None:
     if not vias:
         raise SipParseError("missing Via")
     for via in vias:
-        Via.parse(via)
+        _via(via)
     for name in ("From", "To"):
         value = _single(headers, name, required=True)
         assert value is not None
-        NameAddr.parse(value)
+        _name_addr(value)
     call_id = _single(headers, "Call-ID", required=True)
     assert call_id is not None
     if not _CALL_ID_RE.fullmatch(call_id):
@@ -461,7 +469,7 @@ def _validate(headers: Headers, method: str | None) -> None:
         for value in headers.get_all(name):
             if name == "Contact" and value == "*":
                 continue
-            NameAddr.parse(value)
+            _name_addr(value)
     date = _single(headers, "Date", required=False)
     if date is not None and not _DATE_RE.fullmatch(date):
         raise SipParseError("malformed Date")
