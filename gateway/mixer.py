@@ -190,7 +190,9 @@ class RoomMixer:
         can_speak: bool = True,
     ) -> None:
         """Start mixing a leg; it fades in (and starts hearing the room) over a few frames."""
-        if leg_id in self._legs or any(p.leg_id == leg_id for p in self._pending):
+        if leg_id in self._legs or (
+            self._pending and any(p.leg_id == leg_id for p in self._pending)
+        ):
             raise ValueError(f"leg {leg_id!r} is already in room {self.room_id!r}")
         leg = _Leg(leg_id, source, sink, -1, muted, can_speak)
         if self._in_tick:

@@ -94,8 +94,12 @@ def canonical_name(name: str) -> str:
     return _CANONICAL.get(name.lower(), name)
 
 
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+
+
 def is_token(text: str) -> bool:
-    return bool(text) and all(c in TOKEN_CHARS for c in text)
+    """RFC 3261 ``token`` (the characters of :data:`TOKEN_CHARS`, at least one)."""
+    return _TOKEN_RE.fullmatch(text) is not None
 
 
 def read_quoted(text: str, pos: int) -> tuple[str, int]:
