@@ -41,6 +41,7 @@ bench: $(STAMP) debs
 	$(PY) bench/sip_calls.py
 	$(PY) bench/dtmf_detector.py
 	$(PY) bench/webrtc.py
+	$(PY) bench/rest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache gateway.db
