@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Debian packages the test suite uses as real peers and servers.
-DEBS := sip-tester baresip baresip-core postgresql sox espeak-ng tshark chromium chromium-driver firefox-esr
+DEBS := sip-tester baresip baresip-core postgresql sox espeak-ng tshark chromium chromium-driver firefox-esr kamailio
 PYTEST_ARGS ?=
 
 .PHONY: run test install debs lint unit postgres-tests bench clean
