@@ -84,6 +84,8 @@ class Settings:
     #: Log level: per-call lines (joined, left, ended) are DEBUG; INFO keeps what an operator
     #: acts on.
     log_level: str = "INFO"
+    #: Seconds between the ``stats:`` log lines (calls, rooms, mixer lateness, memory).
+    stats_seconds: float = 60.0
     tcp_max_connections: int = 1000
     tcp_max_per_address: int = 64
     tcp_idle_seconds: float = 300.0
@@ -355,6 +357,8 @@ def load_settings(
         kwargs["room_cache_seconds"] = (
             0.0 if v.strip() in ("0", "0.0") else _positive_float("GATEWAY_ROOM_CACHE_SECONDS", v)
         )
+    if (v := get("GATEWAY_STATS_SECONDS")) is not None:
+        kwargs["stats_seconds"] = _positive_float("GATEWAY_STATS_SECONDS", v)
     if (v := get("GATEWAY_MAX_BROWSER_LEGS")) is not None:
         kwargs["max_browser_legs"] = _positive_int("GATEWAY_MAX_BROWSER_LEGS", v)
     kwargs["extra"] = {k: v for k, v in values.items() if k.startswith("GATEWAY_")}

@@ -91,19 +91,27 @@ def process_stats() -> dict[str, int]:
     return stats
 
 
-async def log_stats(sip: SipCalls, interval: float = STATS_INTERVAL) -> None:
-    """One line a minute, so a long run shows whether calls, tasks or memory leak."""
+def stats_line(sip: SipCalls, clock: MixerClock) -> str:
+    """Calls, rooms, the mixer clock since the previous line, tasks, fds and memory."""
+    stats = process_stats()
+    tick = clock.stats()
+    clock.reset_stats()
+    return (
+        f"stats: calls={len(sip.legs)} rooms={len(sip.conference.rooms)} ticks={tick.ticks}"
+        f" skipped={tick.skipped} late_p50_ms={tick.late_p50_ms:.2f}"
+        f" late_p99_ms={tick.late_p99_ms:.2f} late_max_ms={tick.late_max_ms:.2f}"
+        f" work_p99_ms={tick.work_p99_ms:.2f} tasks={stats['tasks']}"
+        f" fds={stats.get('fds', '?')} rss_kib={stats.get('rss_kib', '?')}"
+    )
+
+
+async def log_stats(sip: SipCalls, clock: MixerClock, interval: float = STATS_INTERVAL) -> None:
+    """One line a minute (by default), so a long run shows whether calls, tasks or memory
+    leak, and how late the mixer's clock runs."""
+    clock.reset_stats()
     while True:
         await asyncio.sleep(interval)
-        stats = process_stats()
-        logger.info(
-            "stats: calls=%d rooms=%d tasks=%d fds=%s rss_kib=%s",
-            len(sip.legs),
-            len(sip.conference.rooms),
-            stats["tasks"],
-            stats.get("fds", "?"),
-            stats.get("rss_kib", "?"),
-        )
+        logger.info("%s", stats_line(sip, clock))
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -139,7 +147,9 @@ def build_app(settings: Settings) -> web.Application:
             await clock.stop()
             raise
         app[SIP] = sip
-        stats = asyncio.get_running_loop().create_task(log_stats(sip))
+        stats = asyncio.get_running_loop().create_task(
+            log_stats(sip, clock, settings.stats_seconds)
+        )
         try:
             yield
         finally:

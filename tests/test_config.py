@@ -40,6 +40,7 @@ FULL = {
     "GATEWAY_MAX_SETUPS": "40",
     "GATEWAY_ROOM_CACHE_SECONDS": "0",
     "GATEWAY_LOG_LEVEL": "debug",
+    "GATEWAY_STATS_SECONDS": "5",
 }
 
 
@@ -62,6 +63,7 @@ def test_defaults_match_the_contract() -> None:
     assert (settings.webrtc_host, settings.ice_servers) == (None, ())
     assert (settings.max_calls, settings.max_setups) == (1000, 200)
     assert (settings.room_cache_seconds, settings.log_level) == (2.0, "INFO")
+    assert settings.stats_seconds == 60.0
 
 
 def test_every_variable_is_read() -> None:
@@ -98,6 +100,7 @@ def test_every_variable_is_read() -> None:
     assert settings.webhook_url == "https://hooks.example.org/gateway"
     assert (settings.max_calls, settings.max_setups) == (300, 40)
     assert (settings.room_cache_seconds, settings.log_level) == (0.0, "DEBUG")
+    assert settings.stats_seconds == 5.0
     assert settings.sip_uri("1234567890") == "sip:1234567890@visio.example.org"
     assert (
         settings.join_url("1234567890", "tok")
@@ -163,6 +166,7 @@ def test_region_applies_to_numbers_without_plus() -> None:
         ("GATEWAY_MAX_SETUPS", "-5"),
         ("GATEWAY_ROOM_CACHE_SECONDS", "-1"),
         ("GATEWAY_LOG_LEVEL", "chatty"),
+        ("GATEWAY_STATS_SECONDS", "0"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:
