@@ -3,8 +3,8 @@
 ``RoomMixer`` is pure (no asyncio, no sockets, no clock): something calls
 :meth:`RoomMixer.tick` every 20 ms (``gateway.media.transport.MixerClock`` does, for all
 rooms of the process from one loop).  Legs speak PCM only: a *source* returns the leg's
-next 20 ms as 320 int16 samples at 16 kHz, a *sink* takes the 320 samples the leg should
-hear.  An :class:`gateway.media.leg.AudioLeg` (via its transport endpoint), a WebRTC track
+next 20 ms as 320 int16 samples at 16 kHz, or as 160 samples at 8 kHz (a narrowband leg:
+G.711), and its *sink* then takes the 20 ms the leg should hear at that same rate.  An :class:`gateway.media.leg.AudioLeg` (via its transport endpoint), a WebRTC track
 adapter or a prompt player can all be legs.
 
 Every tick, vectorised over all legs of the room:
@@ -20,6 +20,12 @@ Every tick, vectorised over all legs of the room:
   ``attack_frames``, release threshold held for ``hold_frames``), change events to a
   callback.
 
+Narrowband rooms are mixed at 8 kHz: while every source of a room gives 8 kHz frames (a room
+of G.711 room systems and phones), the whole tick runs on 160-sample frames and nothing is
+resampled. Once a leg gives 16 kHz, the room mixes at 16 kHz and its 8 kHz legs are
+resampled up and down all together (:class:`media.resample.RowResampler`, one matrix
+product per direction per tick), with no per-leg resampler.
+
 Python-level work per leg per tick is one source call, one row copy and one sink call.
 """
 
@@ -34,15 +40,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from media.resample import RowResampler
+
 logger = logging.getLogger(__name__)
 
 Pcm = npt.NDArray[np.int16]
-FrameSource = Callable[[float], Pcm]  # now -> 320 int16 samples at 16 kHz
+FrameSource = Callable[[float], Pcm]  # now -> 320 int16 samples at 16 kHz (or 160 at 8 kHz)
 FrameSink = Callable[[Pcm], None]
 TalkingCallback = Callable[[Hashable, bool], None]
 
 SAMPLE_RATE = 16000
 FRAME_SIZE = 320  # 20 ms at 16 kHz
+NARROW_RATE = 8000
 INT16_MAX = 32767.0
 
 
@@ -125,7 +134,19 @@ class RoomMixer:
         self._knee = float(limiter_knee) * INT16_MAX
         self._headroom = INT16_MAX - self._knee
         self._release = float(10.0 ** (limiter_release_db / 20.0))
-        self._ramp = (np.arange(1, frame_size + 1, dtype=np.float32) / frame_size)[None, :]
+        self._ramps = {
+            n: (np.arange(1, n + 1, dtype=np.float32) / n)[None, :]
+            for n in (frame_size, frame_size // 2)
+        }
+        self._ramp = self._ramps[frame_size]
+        #: 8 kHz legs: their frames this tick, and the batch resamplers used while the room
+        #: mixes at 16 kHz (rows are mixer slots)
+        self._narrow_frame = frame_size // 2
+        self._narrow_in = np.zeros((0, self._narrow_frame), dtype=np.float32)
+        self._up = RowResampler(NARROW_RATE, SAMPLE_RATE, self._narrow_frame, rows=0)
+        self._down = RowResampler(SAMPLE_RATE, NARROW_RATE, frame_size, rows=0)
+        #: the rate the last tick was mixed at (8 kHz while every leg is narrowband)
+        self.mix_rate = SAMPLE_RATE
         self._legs: dict[Hashable, _Leg] = {}
         self._by_index: list[_Leg | None] = []
         self._free: list[int] = []
@@ -165,6 +186,9 @@ class RoomMixer:
             return new
 
         self._frames = grown(self._frames)
+        self._narrow_in = grown(self._narrow_in)
+        self._up.grow(capacity)
+        self._down.grow(capacity)
         self._in_gain = grown(self._in_gain)
         self._in_target = grown(self._in_target)
         self._out_gain = grown(self._out_gain)
@@ -208,6 +232,9 @@ class RoomMixer:
         self._by_index[i] = leg
         self._legs[leg.leg_id] = leg
         self._frames[i] = 0.0
+        self._narrow_in[i] = 0.0
+        self._up.reset(i)
+        self._down.reset(i)
         self._in_gain[i] = 0.0
         self._out_gain[i] = 0.0
         self._out_target[i] = 1.0
@@ -321,17 +348,35 @@ class RoomMixer:
     def _mix(self, legs: list[_Leg], now: float) -> None:
         self.stats.ticks += 1
         frames_all = self._frames
+        narrow_in = self._narrow_in
+        narrow_len = self._narrow_frame
+        narrow: list[int] = []  # slots whose source gave 8 kHz this tick
         for leg in legs:
+            i = leg.index
             try:
-                frames_all[leg.index] = leg.source(now)
+                frame = leg.source(now)
+                if len(frame) == narrow_len:
+                    narrow_in[i] = frame
+                    narrow.append(i)
+                else:
+                    frames_all[i] = frame
             except Exception:
-                frames_all[leg.index] = 0.0
+                frames_all[i] = 0.0
                 self.stats.source_errors += 1
                 if not leg.source_failed:
                     leg.source_failed = True
                     logger.exception("room %r: source of leg %r failed", self.room_id, leg.leg_id)
         hi = max(leg.index for leg in legs) + 1
-        frames = frames_all[:hi]
+        all_narrow = len(narrow) == len(legs)
+        if all_narrow:  # a narrowband room: mix at 8 kHz, nothing resampled
+            frames = narrow_in[:hi]
+        else:
+            frames = frames_all[:hi]
+            if narrow:
+                frames[narrow] = self._up.process(narrow_in[:hi])[narrow]
+        n = frames.shape[1]
+        self.mix_rate = SAMPLE_RATE * n // self.frame_size
+        ramp = self._ramps[n]
 
         # contribution gains, ramped per sample while they move toward their targets
         g0 = self._in_gain[:hi]
@@ -344,8 +389,8 @@ class RoomMixer:
             contrib = frames * coef[:, None]
             silent = coef == 0.0
         else:
-            ramp_g = g0[:, None] + (g1 - g0)[:, None] * self._ramp
-            ramp_q = q0[:, None] + (q1 - q0)[:, None] * self._ramp
+            ramp_g = g0[:, None] + (g1 - g0)[:, None] * ramp
+            ramp_q = q0[:, None] + (q1 - q0)[:, None] * ramp
             contrib = frames * (ramp_g * ramp_q)
             silent = ((g0 == 0.0) & (g1 == 0.0)) | ((q0 == 0.0) & (q1 == 0.0))
             g0[:] = g1
@@ -355,7 +400,7 @@ class RoomMixer:
         out = total[None, :] - contrib
 
         # the level each leg contributes (for talker detection)
-        levels = np.einsum("ij,ij->i", contrib, contrib) / self.frame_size
+        levels = np.einsum("ij,ij->i", contrib, contrib) / n
         self._levels[:hi] = levels
 
         # fade each leg's output in when it joins
@@ -363,7 +408,7 @@ class RoomMixer:
         otarget = self._out_target[:hi]
         if not np.array_equal(o0, otarget):
             o1 = np.clip(otarget, o0 - self._step, o0 + self._step)
-            out *= o0[:, None] + (o1 - o0)[:, None] * self._ramp
+            out *= o0[:, None] + (o1 - o0)[:, None] * ramp
             o0[:] = o1
 
         # limiter: per-leg gain that drops at once to bring the frame's peak to the knee and
@@ -374,13 +419,18 @@ class RoomMixer:
             self.stats.limited_ticks += 1
             desired = np.minimum(1.0, self._knee / np.maximum(peaks, 1.0))
             lg1 = np.minimum(desired, np.minimum(1.0, lg * self._release)).astype(np.float32)
-            out *= lg[:, None] + (lg1 - lg)[:, None] * self._ramp
+            out *= lg[:, None] + (lg1 - lg)[:, None] * ramp
             lg[:] = lg1
             mag = np.abs(out)
             if float(mag.max()) > self._knee:
                 soft = self._knee + self._headroom * np.tanh((mag - self._knee) / self._headroom)
                 out = np.where(mag > self._knee, np.copysign(soft, out), out)
         out16 = out.astype(np.int16)
+        narrow_out = out16
+        if narrow and not all_narrow:  # 8 kHz legs of a wideband room hear it at 8 kHz
+            down = self._down.process(out)
+            np.clip(down, -32768.0, 32767.0, out=down)
+            narrow_out = down.astype(np.int16)
 
         # legs that added nothing and hear the room at full level all hear `total`: give them
         # one and the same frame (equal up to their limiter's state)
@@ -390,6 +440,7 @@ class RoomMixer:
             shared = out16[int(np.flatnonzero(shared_ok)[0])]
             shared.flags.writeable = False  # many sinks read it: none may change it
         self.shared_frame = shared
+        narrow_set = frozenset(narrow) if narrow_out is not out16 else frozenset()
 
         for leg in legs:
             if leg.leaving:
@@ -398,6 +449,9 @@ class RoomMixer:
                 continue
             try:
                 i = leg.index
+                if i in narrow_set:
+                    leg.sink(narrow_out[i])
+                    continue
                 leg.sink(shared if shared is not None and shared_ok[i] else out16[i])
             except Exception:
                 self.stats.sink_errors += 1
@@ -410,7 +464,7 @@ class RoomMixer:
     ) -> npt.NDArray[np.float32]:
         """The silence gate's gain at the end of this frame, per leg."""
         assert self._gate_cfg is not None
-        raw = np.einsum("ij,ij->i", frames, frames) / self.frame_size
+        raw = np.einsum("ij,ij->i", frames, frames) / frames.shape[1]
         quiet = self._quiet[: len(q0)]
         quiet[:] = np.where(raw < self._gate_close_ms, quiet + 1, 0)
         opening = raw > self._gate_open_ms

@@ -131,9 +131,14 @@ class CallDtmf:
         return True
 
     def audio(self, frame: Pcm, now: float) -> None:
-        """The caller's decoded audio, for in-band tones (when the detector is on)."""
-        if self.inband is not None:
-            for digit in self.inband.feed(frame, now):
+        """The caller's decoded audio, for in-band tones (when the detector is on): 20 ms
+        at 16 kHz, or at 8 kHz from a leg of a narrowband room (the detector follows)."""
+        detector = self.inband
+        if detector is not None:
+            rate = len(frame) * 50
+            if rate != detector.sample_rate and rate in (8000, 16000):
+                detector = self.inband = InbandDetector(rate)
+            for digit in detector.feed(frame, now):
                 self._deliver(digit)
 
     def _deliver(self, digit: Digit) -> None:
@@ -390,24 +395,29 @@ class InRoomKeys:
 
 class PromptOverlay:
     """A leg's sink that lays a prompt over the room's audio (the room is turned down while
-    the prompt speaks), for what one caller alone must hear ("you are muted")."""
+    the prompt speaks), for what one caller alone must hear ("you are muted"). The room's
+    frames may come at 16 or 8 kHz (a narrowband room): the prompt follows their rate."""
 
-    def __init__(self, sink: FrameSink) -> None:
+    def __init__(self, sink: FrameSink, language: str = prompts.LANGUAGES[0]) -> None:
         self._sink = sink
-        self._frames: tuple[Pcm, ...] = ()
+        self._language = language
+        self._name: str | None = None
+        self._length = 0
         self._pos = 0
 
-    def play(self, frames: tuple[Pcm, ...]) -> None:
-        self._frames = frames
+    def play(self, name: str) -> None:
+        """Start the prompt ``name`` (raises KeyError for an unknown one)."""
+        self._length = len(prompts.frames(name, self._language))
+        self._name = name
         self._pos = 0
 
     @property
     def playing(self) -> bool:
-        return self._pos < len(self._frames)
+        return self._pos < self._length
 
     def __call__(self, pcm: Pcm) -> None:
-        if self._pos < len(self._frames):
-            prompt = self._frames[self._pos]
+        if self._pos < self._length and self._name is not None:
+            prompt = prompts.frames(self._name, self._language, len(pcm) * 50)[self._pos]
             self._pos += 1
             mixed = (pcm.astype(np.int32) >> 2) + prompt
             pcm = np.clip(mixed, -32768, 32767).astype(np.int16)

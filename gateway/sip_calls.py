@@ -323,7 +323,7 @@ class SipCalls:
         leg = SipLeg(call, member, endpoint)
         if menu:
             leg.menu_plan = (room,)  # the menu starts once the ACK is in
-        leg.overlay = PromptOverlay(endpoint.push_frame)
+        leg.overlay = PromptOverlay(endpoint.push_frame, self.settings.language)
         member.remove = lambda reason: self._say_goodbye(leg, reason)
         member.on_moderated = lambda action: self._tell(leg, action)
         self._wire(leg)
@@ -568,7 +568,8 @@ class SipCalls:
         endpoint, dtmf = leg.endpoint, leg.dtmf
 
         def source(now: float) -> Pcm:
-            frame = endpoint.pull_frame(now)
+            # at the codec's rate: a room of G.711 legs mixes at 8 kHz with no resampling
+            frame = endpoint.pull_native(now)
             dtmf.audio(frame, now)
             return frame
 
@@ -584,12 +585,12 @@ class SipCalls:
         logger.debug("call %s %s itself", member.id, "muted" if member.muted else "unmuted")
         if leg.overlay is not None:
             name = "muted" if member.muted else "unmuted"
-            leg.overlay.play(prompts.frames(name, self.settings.language))
+            leg.overlay.play(name)
 
     def _tell(self, leg: SipLeg, prompt: str) -> None:
         """A moderator muted or unmuted the caller: it hears so, over the room's audio."""
         if leg.overlay is not None and leg.call in self.legs:
-            leg.overlay.play(prompts.frames(prompt, self.settings.language))
+            leg.overlay.play(prompt)
 
     # -- ending ------------------------------------------------------------------------------
     def _say_goodbye(self, leg: SipLeg, reason: str) -> None:

@@ -110,3 +110,75 @@ class Resampler:
         np.maximum(y, -32768.0, out=y)
         np.minimum(y, 32767.0, out=y)
         return y.astype(np.int16).ravel()
+
+
+class RowResampler:
+    """Many streams of one ratio at once, one fixed-size frame per stream per call.
+
+    Row ``i`` of :meth:`process` is stream ``i``'s next frame, filtered with its own history,
+    exactly as a :class:`Resampler` of that stream would (same taps); all rows are one
+    strided matrix product, so a room resamples its legs with a few numpy calls per tick
+    instead of a few per leg. Output is float32 and not clipped (the caller mixes or clips).
+    :meth:`reset` forgets one row's history (a new stream in that row); :meth:`grow` adds
+    rows.
+    """
+
+    def __init__(
+        self,
+        in_rate: int,
+        out_rate: int,
+        frame: int,
+        rows: int = 8,
+        taps_per_phase: int = TAPS_PER_PHASE,
+    ) -> None:
+        g = gcd(in_rate, out_rate)
+        self.up = out_rate // g
+        self.down = in_rate // g
+        if self.up != 1 and self.down != 1 or self.up == self.down:
+            raise ValueError(f"unsupported ratio {in_rate} -> {out_rate}")
+        if frame % self.down:
+            raise ValueError(f"frame {frame} is not a multiple of {self.down}")
+        self.frame = frame
+        self.out_frame = frame * self.up // self.down
+        self._taps = _taps(self.up, self.down, taps_per_phase)
+        factor = max(self.up, self.down)
+        self._hist_len = taps_per_phase - 1 if self.up > 1 else taps_per_phase * factor - 1
+        self._buf: Floats = np.zeros((0, self._hist_len + frame), dtype=np.float32)
+        self.grow(rows)
+
+    @property
+    def rows(self) -> int:
+        return len(self._buf)
+
+    def grow(self, rows: int) -> None:
+        if rows <= len(self._buf):
+            return
+        buf = np.zeros((rows, self._hist_len + self.frame), dtype=np.float32)
+        buf[: len(self._buf)] = self._buf
+        self._buf = buf
+
+    def reset(self, row: int) -> None:
+        self._buf[row] = 0.0
+
+    def process(self, x: npt.NDArray[np.float32] | Pcm) -> Floats:
+        """``x``: (n, frame) with n <= rows (rows 0..n-1); returns (n, out_frame)."""
+        n = len(x)
+        buf = self._buf
+        h = self._hist_len
+        if h:
+            buf[:n, :h] = buf[:n, self.frame :]
+        buf[:n, h:] = x
+        item = buf.itemsize
+        row = buf.strides[0]
+        if self.up > 1:
+            windows = as_strided(
+                buf, shape=(n, self.frame, h + 1), strides=(row, item, item), writeable=False
+            )
+            return np.matmul(windows, self._taps).reshape(n, self.out_frame)
+        windows = as_strided(
+            buf,
+            shape=(n, self.out_frame, h + 1),
+            strides=(row, item * self.down, item),
+            writeable=False,
+        )
+        return np.matmul(windows, self._taps)

@@ -62,3 +62,27 @@ def test_full_scale_input_stays_in_int16() -> None:
     y = _stream(r, square, 160)
     assert y.dtype == np.int16
     assert y.max() == 32767 and y.min() == -32768  # clipped, not wrapped around
+
+
+@pytest.mark.parametrize(("src", "dst"), [(8000, 16000), (16000, 8000)])
+def test_row_resampler_is_one_resampler_per_row(src: int, dst: int) -> None:
+    """A room resamples its narrowband legs in one batch: row i is exactly what a
+    Resampler of stream i gives (same taps, own history), and a reset row starts afresh."""
+    from media.resample import RowResampler
+
+    rng = np.random.default_rng(3)
+    frame = src // 50
+    rows = RowResampler(src, dst, frame, rows=2)
+    rows.grow(5)
+    singles = [Resampler(src, dst) for _ in range(5)]
+    for step in range(6):
+        if step == 3:
+            rows.reset(1)
+            singles[1] = Resampler(src, dst)
+        x = (rng.standard_normal((5, frame)) * 4000).astype(np.int16)
+        y = np.clip(rows.process(x), -32768, 32767).astype(np.int16)
+        assert y.shape == (5, frame * dst // src)
+        for i, single in enumerate(singles):
+            assert np.abs(y[i].astype(int) - single.process(x[i]).astype(int)).max() <= 1
+    with pytest.raises(ValueError):
+        RowResampler(16000, 16000, 320)

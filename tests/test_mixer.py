@@ -351,3 +351,65 @@ def test_a_speaker_keeps_its_place_against_a_slightly_louder_newcomer() -> None:
     heard = ear.output(skip=40)
     assert amplitude_at(heard, 500, RATE) > 3000  # 2 dB louder is not enough to take over
     assert amplitude_at(heard, 900, RATE) < 1.0
+
+
+class NarrowLeg(ToneLeg):
+    """A G.711 leg as the gateway wires it: 160 samples at 8 kHz each way."""
+
+    def __init__(self, freq: float | None, amp: float = 6000.0, rate: int = 8000) -> None:
+        super().__init__(freq, amp)
+        self.rate = rate
+        self.frame = rate // 50
+
+    def source(self, now: float) -> np.ndarray:
+        n = self.pos
+        self.pos += self.frame
+        if self.freq is None:
+            return np.zeros(self.frame, dtype=np.int16)
+        t = (n + np.arange(self.frame)) / self.rate
+        return (self.amp * np.sin(2 * np.pi * self.freq * t)).astype(np.int16)
+
+    def sink(self, pcm: np.ndarray) -> None:
+        assert pcm.dtype == np.int16 and pcm.shape == (self.frame,), pcm.shape
+        self.heard.append(pcm.copy())
+
+
+def test_a_room_of_narrowband_legs_mixes_at_8_khz() -> None:
+    legs = {"a": NarrowLeg(440), "b": NarrowLeg(1000), "c": NarrowLeg(None)}
+    mixer = _room(legs)
+    _run(mixer, 50)
+    assert mixer.mix_rate == 8000
+    c = legs["c"].output(skip=5)
+    assert amplitude_at(c, 440, 8000) == pytest.approx(6000, rel=0.05)
+    assert amplitude_at(c, 1000, 8000) == pytest.approx(6000, rel=0.05)
+    a = legs["a"].output(skip=5)
+    assert amplitude_at(a, 440, 8000) < 60  # N-1: not itself
+    assert amplitude_at(a, 1000, 8000) == pytest.approx(6000, rel=0.05)
+    assert max_jump(a) <= 6000 * 2 * np.pi * 1000 / 8000 * 1.1 + 2  # no clicks between frames
+
+
+def test_narrowband_legs_of_a_wideband_room_are_resampled_each_way() -> None:
+    """A 16 kHz leg joins a G.711 room: the room mixes at 16 kHz, the 8 kHz legs are
+    resampled up and down in one batch, each side hears the other at its own rate; when the
+    16 kHz leg leaves, the room goes back to 8 kHz."""
+    legs: dict[str, ToneLeg] = {"a": NarrowLeg(440), "b": NarrowLeg(None)}
+    mixer = _room(legs)
+    _run(mixer, 10)
+    assert mixer.mix_rate == 8000
+    wide = ToneLeg(1000)
+    mixer.add_leg("w", wide.source, wide.sink)
+    _run(mixer, 50, start=10)
+    assert mixer.mix_rate == 16000
+    heard_by_wide = wide.output(skip=10)
+    assert amplitude_at(heard_by_wide, 440, RATE) == pytest.approx(6000, rel=0.05)
+    assert amplitude_at(heard_by_wide, 1000, RATE) < 60
+    b = np.concatenate(legs["b"].heard[25:])  # after the 16 kHz leg faded in
+    assert amplitude_at(b, 440, 8000) == pytest.approx(6000, rel=0.05)
+    assert amplitude_at(b, 1000, 8000) == pytest.approx(6000, rel=0.05)
+    assert max_jump(b) <= (6000 * 2 * np.pi * 440 + 6000 * 2 * np.pi * 1000) / 8000 * 1.1 + 2
+    a = np.concatenate(legs["a"].heard[25:])
+    assert amplitude_at(a, 440, 8000) < 60
+    mixer.remove_leg("w")
+    _run(mixer, 10, start=60)
+    assert mixer.mix_rate == 8000
+    assert amplitude_at(np.concatenate(legs["b"].heard[-5:]), 1000, 8000) < 60

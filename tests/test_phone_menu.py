@@ -281,12 +281,12 @@ def test_star_six_toggles_and_nothing_else_does() -> None:
 
 def test_overlay_lays_a_prompt_over_the_room_then_steps_aside() -> None:
     out: list[np.ndarray] = []
-    overlay = PromptOverlay(out.append)
+    overlay = PromptOverlay(out.append, "en")
     room = np.full(FRAME, 1000, dtype=np.int16)
     overlay(room)
     assert out[-1] is room
     frames = prompts.frames("muted", "en")
-    overlay.play(frames)
+    overlay.play("muted")
     for _ in frames:
         overlay(room)
     assert not overlay.playing
@@ -295,6 +295,25 @@ def test_overlay_lays_a_prompt_over_the_room_then_steps_aside() -> None:
     assert np.array_equal(spoken, np.clip(expected, -32768, 32767))
     overlay(room)
     assert out[-1] is room
+
+
+def test_overlay_follows_a_narrowband_room_at_8_khz() -> None:
+    """A leg of a room of G.711 legs hears 160-sample frames: the prompt comes at 8 kHz."""
+    out: list[np.ndarray] = []
+    overlay = PromptOverlay(out.append, "en")
+    room = np.zeros(FRAME // 2, dtype=np.int16)
+    overlay.play("muted")
+    narrow = prompts.frames("muted", "en", 8000)
+    assert len(narrow) == len(prompts.frames("muted", "en"))
+    for _ in narrow:
+        overlay(room)
+    assert not overlay.playing
+    assert all(len(f) == FRAME // 2 for f in out)
+    assert np.array_equal(np.concatenate(out), np.concatenate(narrow))
+    # the same speech: its 8 kHz version has the energy of the 16 kHz one (within 1 dB)
+    wide = np.concatenate(prompts.frames("muted", "en")).astype(np.float64)
+    nb = np.concatenate(narrow).astype(np.float64)
+    assert 10 * np.log10(np.mean(nb**2) / np.mean(wide**2)) == pytest.approx(0, abs=1)
 
 
 @pytest.mark.parametrize("language", ["fr", "en"])

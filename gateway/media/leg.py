@@ -367,13 +367,18 @@ class AudioLeg:
 
     def pull_frame(self, now: float) -> Pcm:
         """The next 20 ms of the peer's audio at 16 kHz (320 int16 samples), never fails."""
+        return self._up.process(self.pull_native(now))
+
+    def pull_native(self, now: float) -> Pcm:
+        """The next 20 ms of the peer's audio at the codec's own rate (160 samples at 8 kHz
+        for G.711, 320 at 16 kHz for G.722): what a room mixing at that rate takes as it is."""
         self._now = now
         need = self._codec_frame
         rest = self._rest
         if rest is None:
             pcm = self._next_chunk()
             if len(pcm) == need:  # the common case: one 20 ms packet per tick
-                return self._up.process(pcm)
+                return pcm
             chunks = [pcm]
             have = len(pcm)
         else:
@@ -389,7 +394,7 @@ class AudioLeg:
         if len(joined) < need:
             joined = np.concatenate((joined, np.zeros(need - len(joined), dtype=np.int16)))
         self._rest = joined[need:] if len(joined) > need else None
-        return self._up.process(joined[:need])
+        return joined[:need]
 
     def _next_chunk(self) -> Pcm:
         jitter = self._jitter
@@ -424,8 +429,9 @@ class AudioLeg:
         self._sending = True
 
     def push_frame(self, pcm16k: Pcm, now: float | None = None) -> list[Datagram]:
-        """Encode 20 ms of 16 kHz audio for the peer; ``[]`` when not sending yet, on hold
-        or without an address (the RTP timestamp runs on in any case)."""
+        """Encode 20 ms of 16 kHz audio (or of audio at the codec's own rate, as
+        :meth:`pull_native` gives) for the peer; ``[]`` when not sending yet, on hold or
+        without an address (the RTP timestamp runs on in any case)."""
         if now is not None:
             self._now = now
         ts = self._ts
@@ -434,7 +440,8 @@ class AudioLeg:
         if self._on_hold or dest is None or not self._sending:
             self._marker = True
             return []
-        payload = self._encoder.encode(self._down.process(pcm16k))
+        pcm = pcm16k if len(pcm16k) == self._codec_frame else self._down.process(pcm16k)
+        payload = self._encoder.encode(pcm)
         seq = self._seq
         self._seq = (seq + 1) & 0xFFFF
         header = _RTP_HEADER.pack(

@@ -152,12 +152,23 @@ class RtpEndpoint:
         return self._rtp is None
 
     def pull_frame(self, now: float) -> Pcm:
-        """Mixer source: the leg's next frame; also sends RTCP when one is due."""
+        """Mixer source: the leg's next frame at 16 kHz; also sends RTCP when one is due."""
         frame = self.leg.pull_frame(now)
-        if self._rtcp is not None:
+        self._poll_rtcp(now)
+        return frame
+
+    def pull_native(self, now: float) -> Pcm:
+        """Mixer source: the leg's next frame at the codec's own rate (8 kHz for G.711: the
+        room mixes at 8 kHz, or resamples its narrowband legs in one batch); also sends RTCP
+        when one is due. :meth:`push_frame` takes either rate."""
+        frame = self.leg.pull_native(now)
+        self._poll_rtcp(now)
+        return frame
+
+    def _poll_rtcp(self, now: float) -> None:
+        if self._rtcp is not None and self.leg.rtcp.due(now):
             for data, addr in self.leg.poll_rtcp(now):
                 self._send(self._rtcp, data, addr)
-        return frame
 
     def push_frame(self, pcm: Pcm) -> None:
         """Mixer sink: encode and send the leg's N-1 mix."""

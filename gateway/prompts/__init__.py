@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from media.resample import Resampler
+
 with warnings.catch_warnings():
     # pydub warns at import when ffmpeg is absent; WAV files need no ffmpeg
     warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
@@ -47,8 +49,9 @@ PROMPTS = (
 Pcm = npt.NDArray[np.int16]
 
 
-def frames(name: str, language: str = LANGUAGES[0]) -> tuple[Pcm, ...]:
-    """The prompt ``name`` in ``language`` as 20 ms frames (the last one padded with silence).
+def frames(name: str, language: str = LANGUAGES[0], rate: int = 16000) -> tuple[Pcm, ...]:
+    """The prompt ``name`` in ``language`` as 20 ms frames at ``rate`` (16 kHz, or 8 kHz
+    for a leg of a narrowband room), the last one padded with silence.
 
     Raises KeyError for an unknown name or language. Loaded once, then cached.
     """
@@ -56,16 +59,26 @@ def frames(name: str, language: str = LANGUAGES[0]) -> tuple[Pcm, ...]:
         raise KeyError(name)
     if language not in LANGUAGES:
         raise KeyError(language)
-    return _load(name, language)
+    if rate not in (8000, 16000):
+        raise ValueError(f"prompts come at 8 or 16 kHz, not {rate}")
+    return _load(name, language, rate)
 
 
 @cache
-def _load(name: str, language: str) -> tuple[Pcm, ...]:
+def _load(name: str, language: str, rate: int) -> tuple[Pcm, ...]:
+    pcm = _load_16k(name, language)
+    if rate != 16000:
+        pcm = Resampler(16000, rate).process(pcm)
+    frame = rate // 50
+    pcm = np.concatenate([pcm, np.zeros(-len(pcm) % frame, dtype=np.int16)])
+    return tuple(pcm.reshape(-1, frame))
+
+
+@cache
+def _load_16k(name: str, language: str) -> Pcm:
     audio = AudioSegment.from_wav(HERE / language / f"{name}.wav")
     audio = audio.set_channels(1).set_frame_rate(16000).set_sample_width(2)
-    pcm = np.frombuffer(audio.raw_data, dtype=np.int16)
-    pcm = np.concatenate([pcm, np.zeros(-len(pcm) % FRAME, dtype=np.int16)])
-    return tuple(pcm.reshape(-1, FRAME))
+    return np.frombuffer(audio.raw_data, dtype=np.int16)
 
 
 class PromptPlayer:
