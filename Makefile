@@ -39,6 +39,7 @@ test: $(STAMP) debs lint
 bench: $(STAMP) debs
 	$(PY) bench/mixer.py
 	$(PY) bench/sip_calls.py
+	$(PY) bench/media_capacity.py
 	$(PY) bench/dtmf_detector.py
 	$(PY) bench/webrtc.py
 	$(PY) bench/rest.py

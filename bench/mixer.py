@@ -101,7 +101,7 @@ class Rooms:
             for i in range(LEGS_PER_ROOM):
                 ssrc = r * LEGS_PER_ROOM + i + 1
                 leg = AudioLeg(LegConfig(codec="PCMU", payload_type=0, remote_addr=PEER), rng=rng)
-                mixer.add_leg(i, leg.pull_frame, leg.push_frame)  # type: ignore[arg-type]
+                mixer.add_leg(i, leg.pull_native, leg.push_frame)  # type: ignore[arg-type]
                 self.network.add(leg, ssrc, self.voices[i])
             self.mixers.append(mixer)
 

@@ -172,6 +172,8 @@ class RoomMixer:
         #: The frame every leg that adds nothing to the mix was given this tick (one object,
         #: so a sink can tell it is the room's common mix and encode it once), or None.
         self.shared_frame: Pcm | None = None
+        #: some contribution or output gain may differ from its target (a fade to run)
+        self._moving = False
         self._alloc(8)
 
     # -- membership ------------------------------------------------------------------------
@@ -261,6 +263,7 @@ class RoomMixer:
         if leg is None or leg.leaving:
             return
         leg.leaving = True
+        self._moving = True
         self._out_target[leg.index] = 0.0
         self._out_gain[leg.index] = 0.0
         self._update_target(leg)
@@ -279,6 +282,7 @@ class RoomMixer:
     def _update_target(self, leg: _Leg) -> None:
         heard = not (leg.muted or leg.leaving or not leg.can_speak)
         self._in_target[leg.index] = 1.0 if heard else 0.0
+        self._moving = True
 
     def _free_slot(self, leg: _Leg) -> None:
         i = leg.index
@@ -381,7 +385,11 @@ class RoomMixer:
         # contribution gains, ramped per sample while they move toward their targets
         g0 = self._in_gain[:hi]
         target = self._in_target[:hi]
-        g1 = g0 if np.array_equal(g0, target) else np.clip(target, g0 - self._step, g0 + self._step)
+        moving = self._moving
+        if moving and not (g0 == target).all():
+            g1 = np.clip(target, g0 - self._step, g0 + self._step)
+        else:
+            g1 = g0
         q0 = self._gate[:hi]
         q1 = q0 if self._gate_cfg is None else self._gate_step(frames, q0)
         if g1 is g0 and q1 is q0:
@@ -406,7 +414,7 @@ class RoomMixer:
         # fade each leg's output in when it joins
         o0 = self._out_gain[:hi]
         otarget = self._out_target[:hi]
-        if not np.array_equal(o0, otarget):
+        if moving and not (o0 == otarget).all():
             o1 = np.clip(otarget, o0 - self._step, o0 + self._step)
             out *= o0[:, None] + (o1 - o0)[:, None] * ramp
             o0[:] = o1
@@ -457,6 +465,8 @@ class RoomMixer:
                 self.stats.sink_errors += 1
                 logger.exception("room %r: sink of leg %r failed", self.room_id, leg.leg_id)
 
+        if moving:
+            self._moving = not ((g0 == target).all() and (o0 == otarget).all())
         self._detect_talkers(levels, hi)
 
     def _gate_step(
@@ -483,7 +493,7 @@ class RoomMixer:
                 keep[np.argpartition(-score, cap - 1)[:cap]] = True
                 q1 = np.where(wanted & ~keep, down, q1)
         q1 = q1.astype(np.float32)
-        return q0 if np.array_equal(q0, q1) else q1
+        return q0 if (q0 == q1).all() else q1
 
     def _detect_talkers(self, levels: npt.NDArray[np.float32], hi: int) -> None:
         above = self._above[:hi]

@@ -99,7 +99,7 @@ class TableDecoder:
         self._table = table
 
     def decode(self, payload: bytes) -> Pcm:
-        return self._table[np.frombuffer(payload, dtype=np.uint8)]
+        return self._table.take(np.frombuffer(payload, dtype=np.uint8))
 
 
 class TableEncoder:
@@ -109,8 +109,9 @@ class TableEncoder:
         self._table = table
 
     def encode(self, pcm: Pcm) -> bytes:
-        samples = np.ascontiguousarray(pcm, dtype=np.int16)
-        return self._table[samples.view(np.uint16)].tobytes()
+        if pcm.dtype != np.int16 or not pcm.flags.c_contiguous:
+            pcm = np.ascontiguousarray(pcm, dtype=np.int16)
+        return self._table.take(pcm.view(np.uint16)).tobytes()
 
 
 # --- G.722 --------------------------------------------------------------------------------

@@ -42,6 +42,21 @@ def test_every_prompt_loads_with_sensible_length_and_level(name: str, language: 
     assert np.abs(samples).max() < 0.99  # normalised below full scale, not clipped
 
 
+@pytest.mark.parametrize(("name", "language"), ALL)
+def test_every_prompt_loads_at_8_khz_for_narrowband_rooms(name: str, language: str) -> None:
+    """A leg of a room mixed at 8 kHz hears prompts at 8 kHz: as many 20 ms frames as at
+    16 kHz (whatever the file's length), 160 samples each, the same speech level."""
+    wide = prompts.frames(name, language)
+    narrow = prompts.frames(name, language, 8000)
+    assert len(narrow) == len(wide)
+    assert all(f.shape == (prompts.FRAME // 2,) and f.dtype == np.int16 for f in narrow)
+    rms_wide = float(np.sqrt((np.concatenate(wide).astype(np.float64) ** 2).mean()))
+    rms_narrow = float(np.sqrt((np.concatenate(narrow).astype(np.float64) ** 2).mean()))
+    assert rms_narrow == pytest.approx(rms_wide, rel=0.2)
+    with pytest.raises(ValueError):
+        prompts.frames(name, language, 44100)
+
+
 def test_frames_are_cached() -> None:
     assert prompts.frames("goodbye", "en") is prompts.frames("goodbye", "en")
 

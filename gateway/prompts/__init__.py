@@ -67,11 +67,10 @@ def frames(name: str, language: str = LANGUAGES[0], rate: int = 16000) -> tuple[
 @cache
 def _load(name: str, language: str, rate: int) -> tuple[Pcm, ...]:
     pcm = _load_16k(name, language)
-    if rate != 16000:
+    pcm = np.concatenate([pcm, np.zeros(-len(pcm) % FRAME, dtype=np.int16)])
+    if rate != 16000:  # as many frames as at 16 kHz
         pcm = Resampler(16000, rate).process(pcm)
-    frame = rate // 50
-    pcm = np.concatenate([pcm, np.zeros(-len(pcm) % frame, dtype=np.int16)])
-    return tuple(pcm.reshape(-1, frame))
+    return tuple(pcm.reshape(-1, rate // 50))
 
 
 @cache
