@@ -9,7 +9,8 @@ Not part of ``make test``. For each step of ``--steps`` (a number of legs N) and
    the one codec, each with one of those sockets as its SDP media address, and logs the
    gateway's RTP port from each 200 OK.
 2. Once every call is connected, the far end sends each leg one RTP packet every 20 ms
-   (a speech-like signal, pre-encoded) to the gateway's port and counts the RTP packets of
+   (a speech-like signal, pre-encoded; the legs in 10 groups 2 ms apart, as independent
+   peers' phases spread over the 20 ms) to the gateway's port and counts the RTP packets of
    that payload type that come back on each socket (the gateway sends each leg its N-1 mix).
    After ``--settle`` seconds a ``--window``-second measurement: the gateway's CPU
    (utime+stime from ``/proc/PID/stat``, all threads, as a fraction of one core), the packets
@@ -73,6 +74,7 @@ CPU_LIMIT = 0.90
 LOSS_LIMIT = 0.001
 LATE_LIMIT_MS = 5.0  # p99 of the mixer clock's lateness, worst second of the window
 RATE = 100  # calls/s offered by sipp
+SLOTS = 10  # the far end sends each 20 ms in this many evenly spaced groups of legs
 RTP = struct.Struct("!BBHII")
 CODECS = {"PCMU": (0, "0 PCMU/8000"), "G722": (9, "9 G722/8000")}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -173,20 +175,28 @@ def farend(legs: int, codec: str) -> None:
     pending = b""
     k = 0
     deadline = time.monotonic()
+    slot = 0
     while True:
         now = time.monotonic()
         if targets and now >= deadline:
+            # independent peers send at independent phases: leg i in slot i % SLOTS of each
+            # 20 ms, not all legs in one burst
             seq = k & 0xFFFF
             ts = (k * 160) & 0xFFFFFFFF
-            for i, s in enumerate(socks):
+            for i in range(slot, legs, SLOTS):
                 header = RTP.pack(0x80, pt, seq, ts, 0x1000 + i)
                 try:
-                    s.sendto(header + frames[i % LEGS_PER_ROOM][k % PACKETS_PER_SECOND], targets[i])
+                    socks[i].sendto(
+                        header + frames[i % LEGS_PER_ROOM][k % PACKETS_PER_SECOND], targets[i]
+                    )
                     tx += 1
                 except OSError:
                     pass
-            k += 1
-            deadline += TICK
+            slot += 1
+            if slot == SLOTS:
+                slot = 0
+                k += 1
+            deadline += TICK / SLOTS
             continue
         timeout = max(0.0, deadline - now) if targets else 0.5
         for key, _ in sel.select(timeout):

@@ -174,6 +174,8 @@ class RoomMixer:
         self.shared_frame: Pcm | None = None
         #: some contribution or output gain may differ from its target (a fade to run)
         self._moving = False
+        #: some leg's limiter gain is below 1 (recovering)
+        self._limiting = False
         self._alloc(8)
 
     # -- membership ------------------------------------------------------------------------
@@ -421,14 +423,15 @@ class RoomMixer:
 
         # limiter: per-leg gain that drops at once to bring the frame's peak to the knee and
         # recovers slowly; a tanh soft clip above the knee catches what the ramp lets through
-        peaks = np.abs(out).max(axis=1)
         lg = self._lim_gain[:hi]
-        if float(peaks.max()) > self._knee or bool((lg < 1.0).any()):
+        if self._limiting or float(np.abs(out).max()) > self._knee:
             self.stats.limited_ticks += 1
+            peaks = np.abs(out).max(axis=1)
             desired = np.minimum(1.0, self._knee / np.maximum(peaks, 1.0))
             lg1 = np.minimum(desired, np.minimum(1.0, lg * self._release)).astype(np.float32)
             out *= lg[:, None] + (lg1 - lg)[:, None] * ramp
             lg[:] = lg1
+            self._limiting = bool((lg1 < 1.0).any())
             mag = np.abs(out)
             if float(mag.max()) > self._knee:
                 soft = self._knee + self._headroom * np.tanh((mag - self._knee) / self._headroom)
@@ -442,11 +445,14 @@ class RoomMixer:
 
         # legs that added nothing and hear the room at full level all hear `total`: give them
         # one and the same frame (equal up to their limiter's state)
-        shared_ok = silent & (o0 == 1.0) & (otarget == 1.0)
+        # (browser legs encode it once; a narrowband room has none)
         shared: Pcm | None = None
-        if self._gate_cfg is not None and int(shared_ok.sum()) > 1:
-            shared = out16[int(np.flatnonzero(shared_ok)[0])]
-            shared.flags.writeable = False  # many sinks read it: none may change it
+        shared_ok = silent
+        if self._gate_cfg is not None and not all_narrow:
+            shared_ok = silent & (o0 == 1.0) & (otarget == 1.0)
+            if int(shared_ok.sum()) > 1:
+                shared = out16[int(np.flatnonzero(shared_ok)[0])]
+                shared.flags.writeable = False  # many sinks read it: none may change it
         self.shared_frame = shared
         narrow_set = frozenset(narrow) if narrow_out is not out16 else frozenset()
 
@@ -472,47 +478,71 @@ class RoomMixer:
     def _gate_step(
         self, frames: npt.NDArray[np.float32], q0: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float32]:
-        """The silence gate's gain at the end of this frame, per leg."""
-        assert self._gate_cfg is not None
-        raw = np.einsum("ij,ij->i", frames, frames) / frames.shape[1]
-        quiet = self._quiet[: len(q0)]
-        quiet[:] = np.where(raw < self._gate_close_ms, quiet + 1, 0)
-        opening = raw > self._gate_open_ms
-        closing = quiet >= self._gate_cfg.hang_frames
-        down = np.maximum(q0 - self._step, 0.0)
-        q1 = np.where(opening, 1.0, np.where(closing, down, q0))
-        cap = self._gate_cfg.max_speakers
+        """The silence gate's gain at the end of this frame, per leg.
+
+        Per-leg state machines on a room's few legs: plain Python over lists is several
+        times cheaper here than a dozen numpy calls on 10-element arrays."""
+        cfg = self._gate_cfg
+        assert cfg is not None
+        n = len(q0)
+        raw = (np.einsum("ij,ij->i", frames, frames) / frames.shape[1]).tolist()
+        gains = q0.tolist()
+        quiet = self._quiet[:n].tolist()
+        close_ms, open_ms, hang, step = (
+            self._gate_close_ms,
+            self._gate_open_ms,
+            cfg.hang_frames,
+            self._step,
+        )
+        new = list(gains)
+        for i, r in enumerate(raw):
+            quiet[i] = quiet[i] + 1 if r < close_ms else 0
+            if r > open_ms:
+                new[i] = 1.0
+            elif quiet[i] >= hang:
+                new[i] = max(gains[i] - step, 0.0)
+        self._quiet[:n] = quiet
+        cap = cfg.max_speakers
         if cap is not None:
-            n = len(q0)
-            smooth = self._smooth[:n]
-            smooth[:] = 0.8 * smooth + 0.2 * raw
-            wanted = (q1 > 0.0) & (self._in_target[:n] > 0.0)
-            if int(wanted.sum()) > cap:
-                score = np.where(wanted, smooth * np.where(q0 > 0.0, 4.0, 1.0), -1.0)
-                keep = np.zeros(n, dtype=np.bool_)
-                keep[np.argpartition(-score, cap - 1)[:cap]] = True
-                q1 = np.where(wanted & ~keep, down, q1)
-        q1 = q1.astype(np.float32)
-        return q0 if (q0 == q1).all() else q1
+            smooth = self._smooth[:n].tolist()
+            targets = self._in_target[:n].tolist()
+            wanted = []
+            for i, r in enumerate(raw):
+                smooth[i] = 0.8 * smooth[i] + 0.2 * r
+                if new[i] > 0.0 and targets[i] > 0.0:
+                    wanted.append(i)
+            self._smooth[:n] = smooth
+            if len(wanted) > cap:
+                # a leg in the mix keeps its place until another is 6 dB (x4) louder
+                wanted.sort(key=lambda i: smooth[i] * (4.0 if gains[i] > 0.0 else 1.0))
+                for i in wanted[:-cap]:
+                    new[i] = max(gains[i] - step, 0.0)
+        if new == gains:
+            return q0
+        return np.array(new, dtype=np.float32)
 
     def _detect_talkers(self, levels: npt.NDArray[np.float32], hi: int) -> None:
-        above = self._above[:hi]
-        below = self._below[:hi]
-        talking = self._talking[:hi]
-        is_above = levels > self._attack_ms
-        is_below = levels < self._release_ms
-        above[:] = np.where(is_above, above + 1, 0)
-        below[:] = np.where(is_below, below + 1, 0)
-        start = ~talking & (above >= self._talker.attack_frames)
-        stop = talking & (below >= self._talker.hold_frames)
-        changed = start | stop
-        if not changed.any():
-            return
-        for i in np.flatnonzero(changed):
-            leg = self._by_index[int(i)]
+        attack, release = self._attack_ms, self._release_ms
+        attack_frames, hold_frames = self._talker.attack_frames, self._talker.hold_frames
+        above = self._above[:hi].tolist()
+        below = self._below[:hi].tolist()
+        talking = self._talking[:hi].tolist()
+        changes: list[tuple[int, bool]] = []
+        for i, level in enumerate(levels.tolist()):
+            above[i] = above[i] + 1 if level > attack else 0
+            below[i] = below[i] + 1 if level < release else 0
+            if talking[i]:
+                if below[i] >= hold_frames:
+                    changes.append((i, False))
+            elif above[i] >= attack_frames:
+                changes.append((i, True))
+        self._above[:hi] = above
+        self._below[:hi] = below
+        for i, start in changes:
+            leg = self._by_index[i]
             if leg is None or leg.leaving:
                 continue
-            self._set_talking(leg, bool(start[i]))
+            self._set_talking(leg, start)
 
     def _set_talking(self, leg: _Leg, talking: bool) -> None:
         i = leg.index
