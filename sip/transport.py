@@ -159,6 +159,36 @@ def response_destination(
     return (host, top.port or default_port)
 
 
+#: What the SIP UDP socket asks the kernel to hold. The default (about 200 KiB on Linux)
+#: is some 100 datagrams of kernel accounting: a burst of INVITEs (a busy hour's start, a
+#: peer's retransmissions while we are busy) overflows it and the kernel drops what comes
+#: next, ACKs and BYEs included (calls then wait 32 s for an ACK that was thrown away).
+#: The kernel caps the request at net.core.rmem_max.
+UDP_RECEIVE_BUFFER = 8 * 1024 * 1024
+UDP_RECEIVE_BUFFER_LOW = 1024 * 1024
+
+
+def _grow_receive_buffer(protocol: _UdpProtocol) -> int:
+    """Ask for :data:`UDP_RECEIVE_BUFFER`; returns what the kernel gave (0 if unknown)."""
+    transport = protocol.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return 0
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+        size = int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+    except OSError:
+        return 0
+    if size < UDP_RECEIVE_BUFFER_LOW:
+        logger.warning(
+            "SIP UDP receive buffer is only %d KiB (raise net.core.rmem_max to %d): a burst of"
+            " requests may be dropped by the kernel",
+            size // 1024,
+            UDP_RECEIVE_BUFFER,
+        )
+    return size
+
+
 class _Throttled:
     """A WARNING for something that can happen thousands of times a second: the first
     occurrence is logged at once, then at most one line every ``interval`` seconds with the
@@ -399,6 +429,9 @@ class SipTransport:
     def wildcard(self) -> bool:
         return self.host in WILDCARD_HOSTS
 
+    #: bytes the kernel holds for the UDP socket (set by :meth:`start`)
+    udp_receive_buffer = 0
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         # TCP first: with port 0 it picks the port, and UDP then binds the same number
@@ -417,9 +450,15 @@ class SipTransport:
                 continue
             self._listener, self._udp, self.port = listener, protocol, port
             break
-        assert self._listener is not None
+        assert self._listener is not None and self._udp is not None
+        self.udp_receive_buffer = _grow_receive_buffer(self._udp)
         self._accept_task = loop.create_task(self._accept_loop(self._listener))
-        logger.info("SIP listening on %s:%d (UDP and TCP)", self.host, self.port)
+        logger.info(
+            "SIP listening on %s:%d (UDP and TCP; UDP receive buffer %d KiB)",
+            self.host,
+            self.port,
+            self.udp_receive_buffer // 1024,
+        )
 
     def _listen(self, port: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET

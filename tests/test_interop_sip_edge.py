@@ -5,6 +5,7 @@ bound to the wildcard address announcing where it can be reached."""
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -284,3 +285,47 @@ def test_refresh_answered_491_is_retried_and_the_call_survives(gateway: GatewayP
         assert uac.final()[0] == 200
     finally:
         uac.close()
+
+
+def test_a_burst_while_the_gateway_is_busy_is_not_dropped_by_the_kernel(
+    gateway: GatewayProcess,
+) -> None:
+    """1,500 OPTIONS reach the SIP port while the gateway is frozen (SIGSTOP), as a busy
+    hour's INVITEs, ACKs and BYEs queue up while it works: with the kernel's default UDP
+    buffer (about 200 KiB, some 150 such datagrams) most would be thrown away, ACKs and
+    BYEs among them; the gateway's larger buffer keeps them all, and each gets its 200."""
+    count = 1500
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    sock.bind((HOST, 0))
+    port = sock.getsockname()[1]
+    gateway.process.send_signal(signal.SIGSTOP)
+    try:
+        for i in range(count):
+            sock.sendto(
+                (
+                    f"OPTIONS sip:{HOST}:{gateway.sip_port} SIP/2.0\r\n"
+                    f"Via: SIP/2.0/UDP {HOST}:{port};branch=z9hG4bK-burst-{i}\r\n"
+                    "Max-Forwards: 70\r\n"
+                    f"From: <sip:burst@{HOST}>;tag=b{i}\r\n"
+                    f"To: <sip:{HOST}:{gateway.sip_port}>\r\n"
+                    f"Call-ID: burst-{i}@{HOST}\r\n"
+                    "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+                ).encode(),
+                (HOST, gateway.sip_port),
+            )
+    finally:
+        gateway.process.send_signal(signal.SIGCONT)
+    answered: set[str] = set()
+    sock.settimeout(5)
+    try:
+        while len(answered) < count:
+            data = sock.recv(65536).decode(errors="replace")
+            found = re.search(r"Call-ID: (burst-\d+)@", data)
+            if data.startswith("SIP/2.0 200") and found:
+                answered.add(found.group(1))
+    except TimeoutError:
+        pass
+    finally:
+        sock.close()
+    assert len(answered) == count, f"{count - len(answered)} of {count} requests lost"
