@@ -12,10 +12,17 @@ Not part of ``make test``. For each step of ``--steps`` (a number of legs N) and
    (a speech-like signal, pre-encoded; the legs in 10 groups 2 ms apart, as independent
    peers' phases spread over the 20 ms) to the gateway's port and counts the RTP packets of
    that payload type that come back on each socket (the gateway sends each leg its N-1 mix).
-   After ``--settle`` seconds a ``--window``-second measurement: the gateway's CPU
-   (utime+stime from ``/proc/PID/stat``, all threads, as a fraction of one core), the packets
-   the far end received against N x 50/s x window (the gateway's own 20 ms clock), and the
-   far end's own sending rate (to show the far end kept up). sipp hangs up after the hold.
+   After ``--settle`` seconds a ``--window``-second measurement, from one of the gateway's
+   ``stats:`` lines to the next (it runs with ``GATEWAY_STATS_SECONDS`` = the window, so the
+   line's lateness p99 covers exactly the window's ticks): the gateway's CPU (utime+stime
+   from ``/proc/PID/stat``, all threads, as a fraction of one core), the mixer clock's p99
+   lateness and skipped ticks, its resident memory (and per leg: the growth over the idle
+   gateway's, divided by N), the packets the far end received against N x 50/s x window
+   (the gateway's own 20 ms clock), and the far end's own sending rate (to show it kept up).
+   G.711 steps also time a click: the first room is quiet but for its leg 0, which sends a
+   20 ms 1 kHz burst every 500 ms; leg 1 decodes what it hears and takes the time from the
+   burst's sending to the arrival of the first loud packet (jitter buffer, waiting for the
+   tick, the mix, encoding, the network both ways). sipp hangs up after the hold.
 3. G.711 only: the bare reference, in another process (``bare``, asyncio; uvloop when
    importable): N UDP sockets receiving from a fresh far end, every 20 ms decode each leg's
    latest 160-byte PCMU payload with a 256-entry table, sum per room of 10, N-1 by
@@ -24,9 +31,8 @@ Not part of ``make test``. For each step of ``--steps`` (a number of legs N) and
 
 A step is carried when every call connected, the gateway's CPU is under 90 % of one core, at
 most 0.1 % of the expected packets are missing at the far ends (the window's edges cost a
-few packets of counting noise) and the mixer clock's p99 lateness is under 5 ms in every
-second of the window (the gateway runs with ``GATEWAY_STATS_SECONDS=1``; its ``stats:``
-lines carry the clock's lateness). Steps stop at the first failure per codec. Everything
+few packets of counting noise) and the mixer clock's p99 lateness over the window is under
+5 ms. Steps stop at the first failure per codec. Everything
 runs on one machine: sipp, the far end and the bare loop share the two cores with the
 gateway. The calls offer RFC 4733 telephone-event besides the codec, as room systems and
 phone gateways do: the gateway then looks for DTMF in those events, not in the audio (a
@@ -56,7 +62,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -146,6 +152,19 @@ def payloads(codec: str, seed: int) -> list[bytes]:
 # --- the far end (a process of its own) ----------------------------------------------------
 
 
+CLICK_EVERY = 25  # frames: a click every 500 ms from leg 0 (G.711 steps)
+CLICK_ON = 8000  # a received frame's peak above this (after one below CLICK_OFF) is a click
+CLICK_OFF = 2000
+
+
+def click_payloads() -> tuple[bytes, bytes]:
+    """PCMU silence, and a click: 20 ms of a 1 kHz tone at -6 dBFS."""
+    table = ulaw_encode_table(ulaw_decode_table())
+    silence = table[np.zeros(160, dtype=np.int32) + 32768].tobytes()
+    tone = (16000 * np.sin(2 * np.pi * 1000 * np.arange(160) / 8000)).astype(np.int32)
+    return silence, table[tone + 32768].tobytes()
+
+
 def farend(legs: int, codec: str) -> None:
     """N sockets; commands on stdin, one JSON answer per command on stdout.
 
@@ -155,6 +174,14 @@ def farend(legs: int, codec: str) -> None:
     raise_fd_limit()
     pt = CODECS[codec][0]
     frames = [payloads(codec, 7 + k) for k in range(LEGS_PER_ROOM)]
+    # G.711: the first room is quiet but for leg 0's click every 500 ms, which leg 1 times
+    # (send to arrival through the gateway: jitter buffer, mixer tick, encode, network)
+    clicks = codec == "PCMU" and legs >= LEGS_PER_ROOM
+    silence, click = click_payloads() if clicks else (b"", b"")
+    decode = ulaw_decode_table()
+    clicked_at: float | None = None
+    last_peak = 0
+    latencies: list[float] = []
     socks = []
     for _ in range(legs):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -185,10 +212,14 @@ def farend(legs: int, codec: str) -> None:
             ts = (k * 160) & 0xFFFFFFFF
             for i in range(slot, legs, SLOTS):
                 header = RTP.pack(0x80, pt, seq, ts, 0x1000 + i)
+                payload = frames[i % LEGS_PER_ROOM][k % PACKETS_PER_SECOND]
+                if clicks and i < LEGS_PER_ROOM:
+                    payload = silence
+                    if i == 0 and k % CLICK_EVERY == 0:
+                        payload = click
+                        clicked_at = time.monotonic()
                 try:
-                    socks[i].sendto(
-                        header + frames[i % LEGS_PER_ROOM][k % PACKETS_PER_SECOND], targets[i]
-                    )
+                    socks[i].sendto(header + payload, targets[i])
                     tx += 1
                 except OSError:
                     pass
@@ -212,6 +243,12 @@ def farend(legs: int, codec: str) -> None:
                         break
                     if len(data) > 12 and data[1] & 0x7F == pt:
                         rx[i] += 1
+                        if clicks and i == 1:
+                            peak = int(np.abs(decode[np.frombuffer(data[12:], np.uint8)]).max())
+                            if peak > CLICK_ON and last_peak < CLICK_OFF and clicked_at:
+                                latencies.append(time.monotonic() - clicked_at)
+                                clicked_at = None
+                            last_peak = peak
                 continue
             chunk = os.read(stdin, 1 << 20)
             if not chunk:
@@ -226,7 +263,7 @@ def farend(legs: int, codec: str) -> None:
                     targets = [(h, int(p)) for h, p in (w.rsplit(":", 1) for w in words[1:])]
                     deadline = time.monotonic()
                 elif words[0] == "mark":
-                    answer = {"t": time.monotonic(), "rx": rx, "tx": tx}
+                    answer = {"t": time.monotonic(), "rx": rx, "tx": tx, "clicks": latencies}
                     print(json.dumps(answer), flush=True)
                 elif words[0] == "quit":
                     return
@@ -344,37 +381,55 @@ class Window:
     expected: int
     sent_ratio: float  # far end's packets sent / expected (did it keep up)
     silent_legs: int  # legs that received nothing in the window
+    clicks_ms: list[float] = field(default_factory=list)  # click send -> arrival, ms
     late_p99_ms: float | None = None  # worst 1 s p99 of the mixer clock's lateness
     skipped: int = 0  # mixer ticks skipped (the clock fell more than 3 frames behind)
+    rss_kib: int | None = None  # the gateway's resident memory at the window's end
 
     @property
     def loss(self) -> float:
         return max(0.0, 1 - self.received / self.expected) if self.expected else 1.0
 
 
-STATS_LINE = re.compile(r"stats: .*? skipped=(\d+) .*?late_p99_ms=([\d.]+)")
+STATS_LINE = re.compile(r"stats: .*? skipped=(\d+) .*?late_p99_ms=([\d.]+).*? rss_kib=(\d+)")
+
+
+def wait_stats_line(log: Path, offset: int, timeout: float) -> tuple[str, str, str] | None:
+    """The first stats: line written after ``offset`` (polled), or None after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            found = STATS_LINE.findall(f.read().decode(errors="replace"))
+        if found:
+            return found[0]
+        time.sleep(0.02)
+    return None
 
 
 def measure(
     pid: int, far: Child, legs: int, settle: float, window: float, log: Path | None = None
 ) -> Window:
     time.sleep(settle)
+    # the gateway logs a stats: line every `window` s (the clock's lateness since the last
+    # line): the window runs from one such line to the next, so its p99 covers exactly the
+    # window's ticks
+    if log is not None:
+        wait_stats_line(log, log.stat().st_size, window + 5)
     far.send("mark")
     a = far.read()
     c0, f0 = cpu_seconds(pid), cpu_seconds(far.proc.pid)
-    log_start = log.stat().st_size if log is not None else 0
-    time.sleep(window)
+    line: tuple[str, str, str] | None = None
+    if log is not None:
+        line = wait_stats_line(log, log.stat().st_size, window + 5)
+    else:
+        time.sleep(window)
     far.send("mark")
     b = far.read()
     c1, f1 = cpu_seconds(pid), cpu_seconds(far.proc.pid)
-    late: float | None = None
-    skipped = 0
-    if log is not None:  # the gateway's stats: lines (one a second) logged in the window
-        with open(log, "rb") as f:
-            f.seek(log_start)
-            lines = STATS_LINE.findall(f.read().decode(errors="replace"))
-        late = max((float(p99) for _, p99 in lines), default=None)
-        skipped = sum(int(n) for n, _ in lines)
+    late = float(line[1]) if line else None
+    skipped = int(line[0]) if line else 0
+    rss = int(line[2]) if line else None
     seconds = b["t"] - a["t"]
     expected = round(legs * PACKETS_PER_SECOND * seconds)
     per_leg = [y - x for x, y in zip(a["rx"], b["rx"], strict=True)]
@@ -385,8 +440,10 @@ def measure(
         expected=expected,
         sent_ratio=(b["tx"] - a["tx"]) / expected if expected else 0.0,
         silent_legs=sum(1 for n in per_leg if n == 0),
+        clicks_ms=[x * 1000 for x in b["clicks"][len(a["clicks"]) :]],
         late_p99_ms=late,
         skipped=skipped,
+        rss_kib=rss,
     )
 
 
@@ -412,7 +469,8 @@ class Bench:
             "GATEWAY_MAX_CALLS": big,
             "GATEWAY_MAX_SETUPS": big,
             "GATEWAY_RTP_TIMEOUT": "3600",
-            "GATEWAY_STATS_SECONDS": "1",  # the mixer clock's lateness, second by second
+            # the mixer clock's lateness over each measurement window
+            "GATEWAY_STATS_SECONDS": str(args.window),
         }
         with open(self.log, "wb") as out:
             self.gateway = subprocess.Popen(
@@ -425,10 +483,14 @@ class Bench:
         for _ in range(150):
             try:
                 urllib.request.urlopen(self.base + "/api/health", timeout=1)
-                return
+                break
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError(f"the gateway did not start; see {self.log}")
+        else:
+            raise RuntimeError(f"the gateway did not start; see {self.log}")
+        # the idle gateway's memory, from its first stats: line
+        first = wait_stats_line(self.log, 0, args.window + 5)
+        self.idle_rss_kib = int(first[2]) if first else None
 
     def room_numbers(self, legs: int) -> list[str]:
         while len(self.rooms) * LEGS_PER_ROOM < legs:
@@ -573,6 +635,17 @@ def main() -> None:
                     f"skipped_ticks={w.skipped} farend_sent={w.sent_ratio * 100:.1f}% "
                     f"farend_cpu={w.farend_cpu * 100:.1f}%"
                 )
+                if w.rss_kib is not None and bench.idle_rss_kib is not None:
+                    line += (
+                        f" rss_kib={w.rss_kib}"
+                        f" rss_per_leg_kib={(w.rss_kib - bench.idle_rss_kib) / legs:.0f}"
+                    )
+                if w.clicks_ms:
+                    line += (
+                        f" click_ms_p50={np.percentile(w.clicks_ms, 50):.1f}"
+                        f" click_ms_p99={np.percentile(w.clicks_ms, 99):.1f}"
+                        f" clicks={len(w.clicks_ms)}"
+                    )
                 bare_per_leg: float | None = None
                 if codec == "PCMU":
                     b = bench.bare_step(legs)
