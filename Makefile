@@ -36,13 +36,9 @@ test: $(STAMP) debs lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 	bash scripts/with-postgres.sh $(PY) -m pytest -m db $(PYTEST_ARGS)
 
+# Every benchmark, one after the other; rewrites the figures section of docs/benchmarks.md.
 bench: $(STAMP) debs
-	$(PY) bench/mixer.py
-	$(PY) bench/sip_calls.py
-	$(PY) bench/media_capacity.py
-	$(PY) bench/dtmf_detector.py
-	$(PY) bench/webrtc.py
-	$(PY) bench/rest.py
+	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache gateway.db

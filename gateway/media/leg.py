@@ -67,6 +67,7 @@ FRAME_MS = 20
 MIX_FRAME = MIX_RATE * FRAME_MS // 1000  # 320 samples
 
 _RTP_HEADER = struct.Struct("!BBHII")
+_SEQ_TS_SSRC = struct.Struct("!HII")
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,18 @@ class TelephoneEvent:
 
     @classmethod
     def parse(cls, packet: RtpPacket) -> TelephoneEvent | None:
-        p = packet.payload
+        return cls.from_fields(
+            packet.payload,
+            packet.timestamp,
+            packet.sequence_number,
+            bool(packet.marker),
+            packet.ssrc,
+        )
+
+    @classmethod
+    def from_fields(
+        cls, p: bytes, timestamp: int, sequence_number: int, marker: bool, ssrc: int
+    ) -> TelephoneEvent | None:
         if len(p) < 4:
             return None
         return cls(
@@ -92,10 +104,10 @@ class TelephoneEvent:
             end=bool(p[1] & 0x80),
             volume=p[1] & 0x3F,
             duration=(p[2] << 8) | p[3],
-            timestamp=packet.timestamp,
-            sequence_number=packet.sequence_number,
-            marker=bool(packet.marker),
-            ssrc=packet.ssrc,
+            timestamp=timestamp,
+            sequence_number=sequence_number,
+            marker=marker,
+            ssrc=ssrc,
         )
 
 
@@ -317,12 +329,24 @@ class AudioLeg:
         if known is False:
             self.strangers += 1
             return False
-        try:
-            packet = RtpPacket.parse(data)
-        except Exception:  # garbage from the network is counted, never raised
-            self.bad_packets += 1
-            return False
-        pt = packet.payload_type
+        if data[0] == 0x80:
+            # the common case, read straight off the 12 bytes: version 2, no padding, no
+            # header extension, no CSRC (aiortc's parser for the rest)
+            second = data[1]
+            pt = second & 0x7F
+            marker = bool(second & 0x80)
+            seq, timestamp, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
+            payload = data[12:]
+        else:
+            try:
+                packet = RtpPacket.parse(data)
+            except Exception:  # garbage from the network is counted, never raised
+                self.bad_packets += 1
+                return False
+            pt = packet.payload_type
+            marker = bool(packet.marker)
+            seq, timestamp, ssrc = packet.sequence_number, packet.timestamp, packet.ssrc
+            payload = packet.payload
         is_event = pt == self.config.telephone_event_pt
         if pt != self.payload_type and not is_event:
             self.wrong_payload_type += 1
@@ -332,21 +356,19 @@ class AudioLeg:
                 self.strangers += 1
                 return False
             self._latch(addr)
-        if packet.ssrc != self._remote_ssrc:
+        if ssrc != self._remote_ssrc:
             if self._remote_ssrc is not None:
-                logger.debug("leg %08x: peer SSRC changed to %08x", self.ssrc, packet.ssrc)
+                logger.debug("leg %08x: peer SSRC changed to %08x", self.ssrc, ssrc)
                 self._jitter.reset()
-            self._remote_ssrc = packet.ssrc
+            self._remote_ssrc = ssrc
         self.last_rtp_at = now
         self.packets_received += 1
-        self.rtcp.on_rtp_received(
-            packet.ssrc, packet.sequence_number, packet.timestamp, now, timing=not is_event
-        )
+        self.rtcp.on_rtp_received(ssrc, seq, timestamp, now, timing=not is_event)
         if is_event:
             # the event takes its sequence slot as one frame of "no audio": the audio
             # timeline around the digit keeps its place (nothing after it is "late")
-            self._jitter.put(packet.sequence_number, b"")
-            event = TelephoneEvent.parse(packet)
+            self._jitter.put(seq, b"")
+            event = TelephoneEvent.from_fields(payload, timestamp, seq, marker, ssrc)
             if event is None:
                 self.bad_packets += 1
                 return False
@@ -356,8 +378,8 @@ class AudioLeg:
             else:
                 self.events.append(event)
             return True
-        if packet.payload:
-            self._jitter.put(packet.sequence_number, packet.payload)
+        if payload:
+            self._jitter.put(seq, payload)
         return True
 
     def drain_events(self) -> list[TelephoneEvent]:
