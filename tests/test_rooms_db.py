@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -84,3 +85,21 @@ def test_configured_admin_token_wins(engine: Engine) -> None:
     # Nothing stored: a later start without configuration generates its own.
     generated, _ = ensure_admin_token(engine, None)
     assert generated is not None and generated != "configured-token-123456"
+
+
+def test_a_sqlite_file_runs_in_wal_mode_and_syncs_each_commit(tmp_path: Path) -> None:
+    """One fsync of the log per commit (durable across a power cut), reads not blocked by a
+    write; an in-memory database keeps its default journal."""
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'wal.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+    memory = create_engine_for("sqlite://")
+    with memory.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "memory"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    memory.dispose()
