@@ -70,6 +70,9 @@ import numpy as np
 import numpy.typing as npt
 from benchlib import api, free_port
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from media.codecs import ULAW_DECODE, ULAW_ENCODE  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "bench" / "scenarios" / "media_call.xml"
 TOKEN = "media-bench-admin-token-0123456789"
@@ -103,23 +106,13 @@ def raise_fd_limit() -> None:
 
 
 def ulaw_decode_table() -> npt.NDArray[np.int32]:
-    codes = ~np.arange(256, dtype=np.int32) & 0xFF
-    sign = codes & 0x80
-    exponent = (codes >> 4) & 0x07
-    mantissa = codes & 0x0F
-    magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84
-    return np.where(sign != 0, -magnitude, magnitude).astype(np.int32)
+    """The project's G.711 mu-law tables (the bare loop uses them too: the same lookups)."""
+    return ULAW_DECODE.astype(np.int32)
 
 
-def ulaw_encode_table(decode: npt.NDArray[np.int32]) -> npt.NDArray[np.uint8]:
-    """Index: a sample + 32768; value: the code whose decoded value is nearest."""
-    order = np.argsort(decode, kind="stable")
-    values = decode[order]
-    samples = np.arange(-32768, 32768)
-    right = np.clip(np.searchsorted(values, samples), 1, 255)
-    left = right - 1
-    nearer_left = np.abs(samples - values[left]) <= np.abs(values[right] - samples)
-    return order[np.where(nearer_left, left, right)].astype(np.uint8)
+def ulaw_encode(samples: npt.NDArray[np.int32]) -> npt.NDArray[np.uint8]:
+    """mu-law codes of int samples (clipped to int16), one table lookup."""
+    return ULAW_ENCODE[np.clip(samples, -32768, 32767).astype(np.int16).view(np.uint16)]
 
 
 def voice(seed: int, rate: int, seconds: float = 1.0) -> npt.NDArray[np.int16]:
@@ -136,12 +129,8 @@ def voice(seed: int, rate: int, seconds: float = 1.0) -> npt.NDArray[np.int16]:
 def payloads(codec: str, seed: int) -> list[bytes]:
     """One second of 20 ms payloads (160 bytes each for both codecs)."""
     if codec == "PCMU":
-        table = ulaw_encode_table(ulaw_decode_table())
-        pcm = voice(seed, 8000)
-        return [
-            table[pcm[i : i + 160].astype(np.int32) + 32768].tobytes() for i in range(0, 8000, 160)
-        ]
-    sys.path.insert(0, str(ROOT))
+        pcm = voice(seed, 8000).astype(np.int32)
+        return [ulaw_encode(pcm[i : i + 160]).tobytes() for i in range(0, 8000, 160)]
     from media.codecs import G722Encoder  # the project's own G.722 (the g722 package)
 
     encoder = G722Encoder()
@@ -159,10 +148,9 @@ CLICK_OFF = 2000
 
 def click_payloads() -> tuple[bytes, bytes]:
     """PCMU silence, and a click: 20 ms of a 1 kHz tone at -6 dBFS."""
-    table = ulaw_encode_table(ulaw_decode_table())
-    silence = table[np.zeros(160, dtype=np.int32) + 32768].tobytes()
+    silence = ulaw_encode(np.zeros(160, dtype=np.int32)).tobytes()
     tone = (16000 * np.sin(2 * np.pi * 1000 * np.arange(160) / 8000)).astype(np.int32)
-    return silence, table[tone + 32768].tobytes()
+    return silence, ulaw_encode(tone).tobytes()
 
 
 def farend(legs: int, codec: str) -> None:
@@ -292,7 +280,6 @@ async def bare_main(legs: int) -> None:
     raise_fd_limit()
     loop = asyncio.get_running_loop()
     decode = ulaw_decode_table()
-    encode = ulaw_encode_table(decode)
     protos: list[_Leg] = []
     for _ in range(legs):
         _, proto = await loop.create_datagram_endpoint(_Leg, local_addr=("127.0.0.1", 0))
@@ -311,7 +298,7 @@ async def bare_main(legs: int) -> None:
             pcm = decode[np.frombuffer(b"".join(p.latest for p in room), np.uint8)]
             frames = pcm.reshape(len(room), 160)
             mixes = frames.sum(axis=0) - frames  # N-1 by subtraction
-            out = encode[np.clip(mixes, -32768, 32767) + 32768]
+            out = ulaw_encode(mixes)
             for i, p in enumerate(room):
                 if p.peer is not None and p.transport is not None:
                     p.transport.sendto(
