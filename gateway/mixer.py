@@ -4,8 +4,9 @@
 :meth:`RoomMixer.tick` every 20 ms (``gateway.media.transport.MixerClock`` does, for all
 rooms of the process from one loop).  Legs speak PCM only: a *source* returns the leg's
 next 20 ms as 320 int16 samples at 16 kHz, or as 160 samples at 8 kHz (a narrowband leg:
-G.711), and its *sink* then takes the 20 ms the leg should hear at that same rate.  An :class:`gateway.media.leg.AudioLeg` (via its transport endpoint), a WebRTC track
-adapter or a prompt player can all be legs.
+G.711), and its *sink* then takes the 20 ms the leg should hear at that same rate.  An
+:class:`gateway.media.leg.AudioLeg` (via its transport endpoint), a WebRTC track adapter or
+a prompt player can all be legs.
 
 Every tick, vectorised over all legs of the room:
 
@@ -138,7 +139,6 @@ class RoomMixer:
             n: (np.arange(1, n + 1, dtype=np.float32) / n)[None, :]
             for n in (frame_size, frame_size // 2)
         }
-        self._ramp = self._ramps[frame_size]
         #: 8 kHz legs: their frames this tick, and the batch resamplers used while the room
         #: mixes at 16 kHz (rows are mixer slots)
         self._narrow_frame = frame_size // 2
@@ -291,6 +291,7 @@ class RoomMixer:
         self._by_index[i] = None
         del self._legs[leg.leg_id]
         self._frames[i] = 0.0
+        self._narrow_in[i] = 0.0
         self._in_gain[i] = 0.0
         self._in_target[i] = 0.0
         self._out_gain[i] = 0.0

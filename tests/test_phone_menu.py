@@ -265,6 +265,24 @@ def test_call_dtmf_counts_a_digit_seen_twice_once() -> None:
     assert [d.method for d in got] == ["rfc4733", "rfc4733"]
 
 
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_call_dtmf_hears_tones_at_the_rate_of_the_frames_it_gets(rate: int) -> None:
+    """In the menu a caller's audio comes at 16 kHz; in a narrowband room at 8 kHz: the
+    in-band detector follows the frames' length."""
+    got: list[Digit] = []
+    dtmf = CallDtmf()
+    dtmf.on_digit = got.append
+    frame = rate // 50
+    t = np.arange(rate * 2) / rate
+    tone = 6000 * (np.sin(2 * np.pi * 852 * t) + np.sin(2 * np.pi * 1336 * t))  # "8"
+    audio = np.concatenate([np.zeros(rate // 5), tone[: rate // 10], np.zeros(rate // 5)])
+    pcm = audio.astype(np.int16)
+    for i in range(0, len(pcm) - frame + 1, frame):
+        dtmf.audio(pcm[i : i + frame], i / rate)
+    assert [(d.digit, d.method) for d in got] == [("8", "inband")]
+    assert dtmf.inband is not None and dtmf.inband.sample_rate == rate
+
+
 def test_star_six_toggles_and_nothing_else_does() -> None:
     toggles: list[float] = []
     keys = InRoomKeys(lambda: toggles.append(1))
