@@ -584,7 +584,7 @@ class Bench:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", default="50,100,150,200,300,400,500,600,800")
+    parser.add_argument("--steps", default="100,150,200,250,300,350,400,500")
     parser.add_argument("--codecs", default="PCMU,G722")
     parser.add_argument("--settle", type=float, default=3.0, help="s after media starts")
     parser.add_argument("--window", type=float, default=10.0, help="s of measurement")
