@@ -196,7 +196,7 @@ def main() -> None:
     r = max(1, int(estimate * 0.85))
     step = max(1, estimate // 10)
     failures = 0
-    while time.perf_counter() - started < 100 and failures < 2:
+    while time.perf_counter() - started < 150 and failures < 4:
         rooms.grow(r)
         res = asyncio.run(realtime(rooms, args.seconds))
         p50, p99, worst, work99, skipped = res
@@ -219,7 +219,7 @@ def main() -> None:
             r = max(1, int(r * 0.8))
             rooms = Rooms()
     if best is None:
-        print("SUMMARY: could not meet p99 lateness <= 5 ms even at the smallest size")
+        print("SUMMARY: could not meet p99 lateness <= 5 ms at any size tried")
         return
     r, (p50, p99, worst, work99, skipped) = best
     legs = r * LEGS_PER_ROOM

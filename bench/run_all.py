@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -80,20 +81,42 @@ def run(bench: Bench) -> tuple[str, float, int]:
     return "\n".join(lines[-bench.tail :]), time.monotonic() - started, proc.returncode
 
 
-def section(results: list[tuple[Bench, str, float, int]]) -> str:
+def old_blocks(doc: Path) -> dict[str, str]:
+    """The blocks of the section now in ``doc``, by bench name (kept for benches not rerun)."""
+    text = doc.read_text()
+    if BEGIN not in text or END not in text:
+        return {}
+    body = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    blocks: dict[str, str] = {}
+    for chunk in body.split("\n#### ")[1:]:
+        found = re.search(r"`bench/(\w+)\.py`", chunk.split("\n", 1)[0])
+        if found:
+            blocks[found.group(1)] = "#### " + chunk.strip()
+    return blocks
+
+
+def section(results: list[tuple[Bench, str, float, int]], kept: dict[str, str]) -> str:
     parts = [
         BEGIN,
         "",
-        f"**Last `make bench`**: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"**Last run**: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{machine()}. Each block is the end of one benchmark's output: its figure beside the "
-        "reference it measured in the same run. Rerun: `make bench` (about 25 minutes), or "
-        "`python bench/NAME.py` for one.",
+        "reference it measured in the same run. Rerun: `make bench` (about 10 minutes), or "
+        "`python bench/run_all.py --only NAME` for one (the others' blocks are kept, with the "
+        "date of their own run).",
         "",
     ]
-    for bench, text, seconds, code in results:
+    ran = {bench.name: (bench, text, seconds, code) for bench, text, seconds, code in results}
+    for bench in BENCHES:
+        if bench.name not in ran:
+            if bench.name in kept:
+                parts += [kept[bench.name], ""]
+            continue
+        _, text, seconds, code = ran[bench.name]
         status = "" if code == 0 else f" (exit status {code})"
+        day = time.strftime("%Y-%m-%d", time.gmtime())
         parts += [
-            f"#### {bench.title}: `bench/{bench.name}.py`{status}, {seconds:.0f} s",
+            f"#### {bench.title}: `bench/{bench.name}.py`{status}, {seconds:.0f} s, {day}",
             "",
             "```",
             text or "(no output)",
@@ -129,7 +152,7 @@ def main() -> None:
         print(text, flush=True)
         results.append((bench, text, seconds, code))
     if not args.no_write:
-        write(DOC, section(results))
+        write(DOC, section(results, old_blocks(DOC)))
         print(f"rewrote the figures section of {DOC.relative_to(ROOT)}")
     if any(code for *_, code in results):
         raise SystemExit(1)
