@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from aiohttp import web
 from sqlalchemy import Engine
@@ -57,6 +59,17 @@ logger = logging.getLogger(__name__)
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", Engine)
 OPENAPI = web.AppKey("openapi", dict)
+#: The one thread every store write runs in. A database takes one SQLite writer at a time
+#: anyway; threads queued on the store's write lock would fight the event loop for the GIL
+#: (a lock convoy: room creation at 200/s had a p99 of 210-230 ms, 18-63 ms through one
+#: thread). Reads stay on asyncio's default executor.
+WRITES = web.AppKey("store_writes", ThreadPoolExecutor)
+_T = TypeVar("_T")
+
+
+async def _write(request: web.Request, fn: Callable[..., _T], *args: object) -> _T:
+    return await asyncio.get_running_loop().run_in_executor(request.app[WRITES], fn, *args)
+
 
 API_VERSION = "1.0.0"
 #: Request bodies are small JSON objects.
@@ -102,7 +115,7 @@ async def create_room(request: web.Request) -> web.StreamResponse:
     body = await parse_body(request, RoomCreate)
     spec = RoomSpec(**body.model_dump())
     try:
-        room = await asyncio.to_thread(request.app[STORE].create, spec)
+        room = await _write(request, request.app[STORE].create, spec)
     except InvalidRoom as exc:
         raise _invalid(exc) from None
     return web.json_response(_room_json(request, room), status=201)
@@ -121,7 +134,7 @@ async def update_room(request: web.Request) -> web.StreamResponse:
     room_id = request.match_info["id"]
     body = await parse_body(request, RoomUpdate)
     try:
-        room = await asyncio.to_thread(request.app[STORE].update, room_id, body.changes())
+        room = await _write(request, request.app[STORE].update, room_id, body.changes())
     except InvalidRoom as exc:
         raise _invalid(exc) from None
     if room is None:
@@ -134,7 +147,7 @@ async def update_room(request: web.Request) -> web.StreamResponse:
 
 async def delete_room(request: web.Request) -> web.StreamResponse:
     room_id = request.match_info["id"]
-    if not await asyncio.to_thread(request.app[STORE].delete, room_id):
+    if not await _write(request, request.app[STORE].delete, room_id):
         raise ApiError(404, "room_not_found", f"no room with id {room_id!r}")
     await request.app[LIVE].end_room(room_id)
     return web.Response(status=204)
@@ -170,7 +183,7 @@ def _participants_json(participants: list[Participant]) -> web.Response:
 async def lock_room(request: web.Request) -> web.StreamResponse:
     room = await _room_or_404(request)
     body = await parse_body(request, LockRequest)
-    changed = await asyncio.to_thread(request.app[STORE].update, room.id, {"locked": body.locked})
+    changed = await _write(request, request.app[STORE].update, room.id, {"locked": body.locked})
     if changed is None:
         raise ApiError(404, "room_not_found", f"no room with id {room.id!r}")
     return web.json_response(_room_json(request, changed))
@@ -476,6 +489,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         announce_admin_token(token)
     app[ENGINE] = engine
     app[STORE] = RoomStore(engine, cache_seconds=settings.room_cache_seconds)
+    writes = ThreadPoolExecutor(1, thread_name_prefix="store-writes")
+    app[WRITES] = writes
     app[ADMIN_AUTH] = auth
     webhooks = _webhooks(settings, settings.admin_token or token)
     if webhooks is not None:
@@ -487,6 +502,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         if webhooks is not None:
             app[EVENTS].listeners.remove(webhooks)
             await webhooks.stop()
+        await asyncio.to_thread(writes.shutdown)  # the writes already asked for finish
         await asyncio.to_thread(engine.dispose)
 
 

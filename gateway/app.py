@@ -8,6 +8,7 @@ stops them (hanging up every call) before it closes.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import logging
 import os
@@ -159,4 +160,13 @@ def build_app(settings: Settings) -> web.Application:
             await clock.stop()
 
     app.cleanup_ctx.append(calls)
+    app.on_startup.append(_freeze_startup_objects)
     return app
+
+
+async def _freeze_startup_objects(app: web.Application) -> None:
+    """Everything made at start-up (modules, the app, SQLAlchemy's and aiortc's tables)
+    lives as long as the process: move it out of the garbage collector's sight, so a full
+    collection walks what calls and requests allocate, not the whole process."""
+    gc.collect()
+    gc.freeze()
