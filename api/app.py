@@ -61,8 +61,8 @@ ENGINE = web.AppKey("engine", Engine)
 OPENAPI = web.AppKey("openapi", dict)
 #: The one thread every store write runs in. A database takes one SQLite writer at a time
 #: anyway; threads queued on the store's write lock would fight the event loop for the GIL
-#: (a lock convoy: room creation at 200/s had a p99 of 210-230 ms, 18-63 ms through one
-#: thread). Reads stay on asyncio's default executor.
+#: (a lock convoy: room creation at 200/s had a p99 of 207-230 ms, 10-133 ms through one
+#: thread, on a noisy machine). Reads stay on asyncio's default executor.
 WRITES = web.AppKey("store_writes", ThreadPoolExecutor)
 _T = TypeVar("_T")
 
