@@ -50,6 +50,16 @@ def _taps(up: int, down: int, taps_per_phase: int) -> Floats:
     return taps
 
 
+def _ratio(in_rate: int, out_rate: int, taps_per_phase: int) -> tuple[int, int, int]:
+    """(up, down, history length) of an integer-ratio resampler; ValueError otherwise."""
+    g = gcd(in_rate, out_rate)
+    up, down = out_rate // g, in_rate // g
+    if up != 1 and down != 1:
+        raise ValueError(f"unsupported ratio {in_rate} -> {out_rate}")
+    history = taps_per_phase - 1 if up > 1 else taps_per_phase * max(up, down) - 1
+    return up, down, history
+
+
 class Resampler:
     """Streaming int16 resampler for ``in_rate -> out_rate`` where one divides the other.
 
@@ -60,17 +70,11 @@ class Resampler:
     """
 
     def __init__(self, in_rate: int, out_rate: int, taps_per_phase: int = TAPS_PER_PHASE) -> None:
-        g = gcd(in_rate, out_rate)
         self.in_rate = in_rate
         self.out_rate = out_rate
-        self.up = out_rate // g
-        self.down = in_rate // g
-        if self.up != 1 and self.down != 1:
-            raise ValueError(f"unsupported ratio {in_rate} -> {out_rate}")
-        factor = max(self.up, self.down)
-        self._identity = factor == 1
+        self.up, self.down, self._hist_len = _ratio(in_rate, out_rate, taps_per_phase)
+        self._identity = self.up == self.down == 1
         self._taps = _taps(self.up, self.down, taps_per_phase)
-        self._hist_len = taps_per_phase - 1 if self.up > 1 else taps_per_phase * factor - 1
         self._buf: Floats = np.zeros(self._hist_len, dtype=np.float32)
         self._windows: Floats = self._buf[:0]
         self._n = -1
@@ -131,18 +135,14 @@ class RowResampler:
         rows: int = 8,
         taps_per_phase: int = TAPS_PER_PHASE,
     ) -> None:
-        g = gcd(in_rate, out_rate)
-        self.up = out_rate // g
-        self.down = in_rate // g
-        if self.up != 1 and self.down != 1 or self.up == self.down:
+        self.up, self.down, self._hist_len = _ratio(in_rate, out_rate, taps_per_phase)
+        if self.up == self.down:
             raise ValueError(f"unsupported ratio {in_rate} -> {out_rate}")
         if frame % self.down:
             raise ValueError(f"frame {frame} is not a multiple of {self.down}")
         self.frame = frame
         self.out_frame = frame * self.up // self.down
         self._taps = _taps(self.up, self.down, taps_per_phase)
-        factor = max(self.up, self.down)
-        self._hist_len = taps_per_phase - 1 if self.up > 1 else taps_per_phase * factor - 1
         self._buf: Floats = np.zeros((0, self._hist_len + frame), dtype=np.float32)
         self.grow(rows)
 
