@@ -98,6 +98,14 @@ class Settings:
     max_browser_legs: int = 200
     #: Where room events are POSTed, signed with the admin token; None: nowhere.
     webhook_url: str | None = None
+    #: ``text`` (human lines) or ``json`` (one JSON object per line).
+    log_format: str = "text"
+    #: On SIGTERM, how long live calls may go on (new ones refused) before they are ended.
+    drain_seconds: float = 0.0
+    #: Call records older than this many days are pruned.
+    cdr_days: int = 90
+    #: A bearer token that may read ``/metrics`` only (the admin token always may).
+    metrics_token: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -361,5 +369,18 @@ def load_settings(
         kwargs["stats_seconds"] = _positive_float("GATEWAY_STATS_SECONDS", v)
     if (v := get("GATEWAY_MAX_BROWSER_LEGS")) is not None:
         kwargs["max_browser_legs"] = _positive_int("GATEWAY_MAX_BROWSER_LEGS", v)
+    if (v := get("GATEWAY_LOG_FORMAT")) is not None:
+        fmt = v.strip().lower()
+        if fmt not in ("text", "json"):
+            raise ConfigError("GATEWAY_LOG_FORMAT", f"expected text or json: {v!r}")
+        kwargs["log_format"] = fmt
+    if (v := get("GATEWAY_DRAIN_SECONDS")) is not None:
+        kwargs["drain_seconds"] = (
+            0.0 if v.strip() in ("0", "0.0") else _positive_float("GATEWAY_DRAIN_SECONDS", v)
+        )
+    if (v := get("GATEWAY_CDR_DAYS")) is not None:
+        kwargs["cdr_days"] = _positive_int("GATEWAY_CDR_DAYS", v)
+    if (v := get("GATEWAY_METRICS_TOKEN")) is not None:
+        kwargs["metrics_token"] = _token("GATEWAY_METRICS_TOKEN", v)
     kwargs["extra"] = {k: v for k, v in values.items() if k.startswith("GATEWAY_")}
     return Settings(**kwargs)  # type: ignore[arg-type]

@@ -41,6 +41,10 @@ FULL = {
     "GATEWAY_ROOM_CACHE_SECONDS": "0",
     "GATEWAY_LOG_LEVEL": "debug",
     "GATEWAY_STATS_SECONDS": "5",
+    "GATEWAY_LOG_FORMAT": "JSON",
+    "GATEWAY_DRAIN_SECONDS": "30",
+    "GATEWAY_CDR_DAYS": "7",
+    "GATEWAY_METRICS_TOKEN": "metrics-token-0123456789",
 }
 
 
@@ -64,6 +68,8 @@ def test_defaults_match_the_contract() -> None:
     assert (settings.max_calls, settings.max_setups) == (1000, 200)
     assert (settings.room_cache_seconds, settings.log_level) == (2.0, "INFO")
     assert settings.stats_seconds == 60.0
+    assert (settings.log_format, settings.drain_seconds) == ("text", 0.0)
+    assert (settings.cdr_days, settings.metrics_token) == (90, None)
 
 
 def test_every_variable_is_read() -> None:
@@ -101,6 +107,8 @@ def test_every_variable_is_read() -> None:
     assert (settings.max_calls, settings.max_setups) == (300, 40)
     assert (settings.room_cache_seconds, settings.log_level) == (0.0, "DEBUG")
     assert settings.stats_seconds == 5.0
+    assert (settings.log_format, settings.drain_seconds) == ("json", 30.0)
+    assert (settings.cdr_days, settings.metrics_token) == (7, "metrics-token-0123456789")
     assert settings.sip_uri("1234567890") == "sip:1234567890@visio.example.org"
     assert (
         settings.join_url("1234567890", "tok")
@@ -167,6 +175,10 @@ def test_region_applies_to_numbers_without_plus() -> None:
         ("GATEWAY_ROOM_CACHE_SECONDS", "-1"),
         ("GATEWAY_LOG_LEVEL", "chatty"),
         ("GATEWAY_STATS_SECONDS", "0"),
+        ("GATEWAY_LOG_FORMAT", "xml"),
+        ("GATEWAY_DRAIN_SECONDS", "-1"),
+        ("GATEWAY_CDR_DAYS", "0"),
+        ("GATEWAY_METRICS_TOKEN", "short"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:
