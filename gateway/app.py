@@ -24,16 +24,20 @@ from api.pages import STORE
 from config import Settings
 from gateway.browser_calls import BrowserCalls
 from gateway.conference import Conference
+from gateway.lifecycle import Observers
 from gateway.media.transport import MixerClock, PortAllocator
 from gateway.sip_calls import RoomInfo, RoomLookup, SipCalls
 from rooms.store import RoomStore
 
-__all__ = ["CONFERENCE", "SIP", "build_app", "media_address"]
+__all__ = ["CONFERENCE", "OBSERVERS", "SIP", "build_app", "media_address"]
 
 logger = logging.getLogger(__name__)
 
 CONFERENCE = web.AppKey("conference", Conference)
 SIP = web.AppKey("sip", SipCalls)
+#: Every call leg's life (started, answered, ended, refused) is told to these: call records,
+#: metrics.
+OBSERVERS = web.AppKey("call_observers", Observers)
 
 
 def media_address(settings: Settings) -> str:
@@ -127,6 +131,7 @@ def build_app(settings: Settings) -> web.Application:
     conference.is_open = is_open
     conference.on_event = app[EVENTS].publish
     app[CONFERENCE] = conference
+    app[OBSERVERS] = Observers()
     browsers = BrowserCalls(settings, conference)
     app[BROWSERS] = browsers
 
