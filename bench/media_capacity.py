@@ -28,6 +28,9 @@ Not part of ``make test``. For each step of ``--steps`` (a number of legs N) and
    latest 160-byte PCMU payload with a 256-entry table, sum per room of 10, N-1 by
    subtraction, encode with a 65536-entry table and ``sendto`` each far end. Its CPU is
    measured over the same kind of window; the ratio is gateway CPU per leg / bare CPU per leg.
+   A second bare loop (``bare ... poll``) does the same but reads its non-blocking sockets
+   once per tick instead of through asyncio's datagram protocol, as the gateway does since
+   it reads its RTP sockets on the mixer clock: ``ratio_poll`` compares like with like.
 
 A step is carried when every call connected, the gateway's CPU is under 90 % of one core, at
 most 0.1 % of the expected packets are missing at the far ends (the window's edges cost a
@@ -309,7 +312,56 @@ async def bare_main(legs: int) -> None:
         await asyncio.sleep(max(0.0, deadline - loop.time()))
 
 
-def bare(legs: int) -> None:
+async def bare_poll_main(legs: int) -> None:
+    """The bare loop reading its sockets once per tick, as the gateway does (no datagram
+    protocol): non-blocking sockets drained at each tick, replies by ``socket.sendto``."""
+    raise_fd_limit()
+    loop = asyncio.get_running_loop()
+    decode = ulaw_decode_table()
+    socks: list[socket.socket] = []
+    for _ in range(legs):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.bind(("127.0.0.1", 0))
+        socks.append(sock)
+    print(json.dumps({"ports": [s.getsockname()[1] for s in socks]}), flush=True)
+    latest = [b"\xff" * 160] * legs
+    peers: list[tuple[str, int] | None] = [None] * legs
+    rooms = [range(i, min(i + LEGS_PER_ROOM, legs)) for i in range(0, legs, LEGS_PER_ROOM)]
+    stop = asyncio.Event()
+    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(0, 4096) else None)
+    k = 0
+    deadline = loop.time()
+    while not stop.is_set():
+        for i, sock in enumerate(socks):
+            while True:
+                try:
+                    data, addr = sock.recvfrom(2048)
+                except BlockingIOError:
+                    break
+                if len(data) == 172:
+                    latest[i] = data[12:]
+                    peers[i] = addr
+        seq = k & 0xFFFF
+        ts = (k * 160) & 0xFFFFFFFF
+        for room in rooms:
+            pcm = decode[np.frombuffer(b"".join(latest[i] for i in room), np.uint8)]
+            frames = pcm.reshape(len(room), 160)
+            mixes = frames.sum(axis=0) - frames  # N-1 by subtraction
+            out = ulaw_encode(mixes)
+            for j, i in enumerate(room):
+                peer = peers[i]
+                if peer is not None:
+                    socks[i].sendto(RTP.pack(0x80, 0, seq, ts, 0x2000 + j) + out[j].tobytes(), peer)
+        k += 1
+        deadline += TICK
+        await asyncio.sleep(max(0.0, deadline - loop.time()))
+
+
+def bare(legs: int, io: str = "protocol") -> None:
+    if io == "poll":
+        asyncio.run(bare_poll_main(legs))
+        return
     try:
         import uvloop  # type: ignore[import-not-found]
 
@@ -564,8 +616,8 @@ class Bench:
             far.close()
             time.sleep(2)  # the gateway releases the legs
 
-    def bare_step(self, legs: int) -> Window:
-        ref = Child("bare", str(legs))
+    def bare_step(self, legs: int, io: str = "protocol") -> Window:
+        ref = Child("bare", str(legs), io)
         far = Child("farend", str(legs), "PCMU")
         try:
             far.send("go " + " ".join(f"127.0.0.1:{p}" for p in ref.first["ports"]))
@@ -642,6 +694,14 @@ def main() -> None:
                         f"bare_rx={b.received}/{b.expected} bare_loss={b.loss * 100:.3f}% "
                         f"ratio={per_leg / bare_per_leg if bare_per_leg else math.inf:.1f}x"
                     )
+                    p = bench.bare_step(legs, "poll")
+                    poll_per_leg = p.cpu / legs
+                    line += (
+                        f" | bare_poll_cpu={p.cpu * 100:.1f}%"
+                        f" bare_poll_per_leg={poll_per_leg * 100:.3f}%"
+                        f" bare_poll_loss={p.loss * 100:.3f}%"
+                        f" ratio_poll={per_leg / poll_per_leg if poll_per_leg else math.inf:.1f}x"
+                    )
                 print(f"{line} carried={'yes' if carried else 'no'}", flush=True)
                 if not carried:
                     break
@@ -667,6 +727,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "farend":
         farend(int(sys.argv[2]), sys.argv[3])
     elif len(sys.argv) > 1 and sys.argv[1] == "bare":
-        bare(int(sys.argv[2]))
+        bare(int(sys.argv[2]), *sys.argv[3:4])
     else:
         main()

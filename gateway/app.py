@@ -139,6 +139,7 @@ def build_app(settings: Settings) -> web.Application:
         ports = PortAllocator(
             f"{settings.rtp_port_min}-{settings.rtp_port_max}", host=settings.sip_host
         )
+        clock.add(ports, first=True)  # each tick reads every RTP socket before the rooms mix
         sip = SipCalls(
             settings,
             room_lookup(app[STORE]),
@@ -151,6 +152,7 @@ def build_app(settings: Settings) -> web.Application:
             await sip.start()
         except BaseException:
             await clock.stop()
+            clock.remove(ports)
             raise
         app[SIP] = sip
         stats = asyncio.get_running_loop().create_task(
@@ -163,6 +165,7 @@ def build_app(settings: Settings) -> web.Application:
             await browsers.close_all()
             await sip.stop()
             await clock.stop()
+            clock.remove(ports)
 
     app.cleanup_ctx.append(calls)
     app.on_startup.append(_freeze_startup_objects)

@@ -8,7 +8,13 @@ import pytest
 from test_media_signals import peak_frequency, tone
 
 from gateway.media import AudioLeg, LegConfig
-from gateway.media.transport import MixerClock, NoFreePorts, PortAllocator
+from gateway.media.transport import (
+    MAX_PER_TICK,
+    RTCP_POLL_TICKS,
+    MixerClock,
+    NoFreePorts,
+    PortAllocator,
+)
 from gateway.mixer import RoomMixer
 
 
@@ -109,6 +115,7 @@ async def test_two_endpoints_exchange_audio_over_loopback() -> None:
         for i in range(40):
             a.push_frame(x[i * 320 : (i + 1) * 320])
             await asyncio.sleep(0.005)
+            alloc.tick(loop.time())  # what the mixer clock does first on each tick
             heard.append(b.pull_frame(loop.time()))
         assert b_leg.rtp_peer == ("127.0.0.1", a.port)  # latched
         assert b_leg.packets_received == 40
@@ -116,6 +123,51 @@ async def test_two_endpoints_exchange_audio_over_loopback() -> None:
     finally:
         a.close()
         b.close()
+
+
+async def test_a_flood_is_read_at_most_max_per_tick_and_rtcp_every_few_ticks() -> None:
+    alloc = PortAllocator(f"{_free_even_port_pair()}-65000", host="127.0.0.1")
+    leg = AudioLeg(LegConfig())
+    ep = await alloc.open(leg)
+    flood = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _ in range(100):
+            flood.sendto(b"junk", ("127.0.0.1", ep.port))  # too short to be RTP
+        for _ in range(3):
+            flood.sendto(b"junk", ("127.0.0.1", ep.port + 1))
+        await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        alloc.tick(loop.time())
+        assert leg.bad_packets == MAX_PER_TICK  # the rest waits in the kernel
+        for _ in range(RTCP_POLL_TICKS - 2):
+            alloc.tick(loop.time())
+        assert (leg.bad_packets, leg.strangers) == (100, 0)  # 100 RTP datagrams, 4 ticks
+        alloc.tick(loop.time())  # the RTCP socket is read on the 5th tick only
+        assert leg.bad_packets + leg.strangers == 100 + 3
+        ep.close()
+        alloc.tick(loop.time())  # a closed endpoint is no longer read
+        assert alloc.endpoints == []
+    finally:
+        flood.close()
+
+
+async def test_the_clock_ticks_what_is_added_first_before_the_rooms() -> None:
+    clock = MixerClock(interval=0.01)
+    order: list[str] = []
+
+    class Named:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def tick(self, now: float) -> None:
+            order.append(self.name)
+
+    clock.add(Named("room"))
+    clock.add(Named("sockets"), first=True)
+    clock.start()
+    await asyncio.sleep(0.035)
+    await clock.stop()
+    assert order[:2] == ["sockets", "room"]
 
 
 class CountingRoom:

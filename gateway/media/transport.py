@@ -7,9 +7,11 @@ This is the only media module that touches asyncio or sockets.
   anyone who wants to inject or hijack media); :meth:`PortAllocator.open` binds both
   sockets, skipping pairs that are handed out already or that the OS refuses (in use by
   someone else), and :meth:`RtpEndpoint.close` gives the pair back.
-* :class:`RtpEndpoint` is the datagram protocol pair of one :class:`AudioLeg`: datagrams go
-  straight into ``leg.on_rtp`` / ``leg.on_rtcp`` (no task per packet), and its
-  ``pull_frame`` / ``push_frame`` are the source and sink to give a ``RoomMixer``.
+* :class:`RtpEndpoint` is the non-blocking socket pair of one :class:`AudioLeg`; its
+  ``pull_frame`` / ``push_frame`` are the source and sink to give a ``RoomMixer``. The
+  sockets are not watched by the event loop: the allocator, ticked by the mixer clock
+  before the rooms, reads every socket once per tick and hands each datagram straight to
+  ``leg.on_rtp`` / ``leg.on_rtcp`` (no task, no callback per packet).
 * :class:`MixerClock` is ONE loop for ALL rooms of the process: it ticks every 20 ms
   against absolute deadlines on ``loop.time()`` (no drift from ``sleep(0.02)``
   accumulation), skips ahead (and counts it) when it falls more than a few frames behind,
@@ -20,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import random
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,6 +68,9 @@ class PortAllocator:
         self.high = high  # last usable RTCP port
         self._in_use: set[int] = set()
         self._rng = rng or random.SystemRandom()
+        self._family = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)[0][0]
+        self._endpoints: dict[int, RtpEndpoint] = {}
+        self._ticks = 0
 
     @property
     def capacity(self) -> int:
@@ -98,58 +103,127 @@ class PortAllocator:
     def take(self, port: int) -> None:
         self._in_use.add(port)
 
-    def release(self, port: int) -> None:
-        self._in_use.discard(port)
+    def _bind(self, port: int) -> socket.socket | None:
+        """A non-blocking UDP socket bound to ``port``; None when the OS refuses it."""
+        sock = socket.socket(self._family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((self.host, port))
+        except OSError:
+            sock.close()
+            return None
+        return sock
 
     async def open(self, leg: AudioLeg) -> RtpEndpoint:
         """Bind an RTP/RTCP socket pair feeding ``leg``; tries the next pair on bind failure."""
-        loop = asyncio.get_running_loop()
         for port in self.candidates():
-            endpoint = RtpEndpoint(leg, self, port)
-            try:
-                rtp_t, _ = await loop.create_datagram_endpoint(
-                    functools.partial(_RtpProtocol, endpoint),
-                    local_addr=(self.host, port),
-                )
-            except OSError:
+            rtp = self._bind(port)
+            if rtp is None:
                 continue
-            try:
-                rtcp_t, _ = await loop.create_datagram_endpoint(
-                    functools.partial(_RtcpProtocol, endpoint),
-                    local_addr=(self.host, port + 1),
-                )
-            except OSError:
-                rtp_t.close()
+            rtcp = self._bind(port + 1)
+            if rtcp is None:
+                rtp.close()
                 continue
             self.take(port)
-            endpoint._attach(rtp_t, rtcp_t)
+            endpoint = RtpEndpoint(leg, self, port, rtp, rtcp)
+            self._endpoints[port] = endpoint
             return endpoint
         raise NoFreePorts(f"no free RTP port pair in {self.low}-{self.high}")
+
+    def release(self, port: int) -> None:
+        self._in_use.discard(port)
+        self._endpoints.pop(port, None)
+
+    @property
+    def endpoints(self) -> list[RtpEndpoint]:
+        return list(self._endpoints.values())
+
+    def tick(self, now: float) -> None:
+        """Read every open RTP socket (and every ``RTCP_POLL_TICKS``-th tick, every RTCP
+        socket): each leg's datagrams go to its :class:`AudioLeg` before the rooms mix.
+
+        The mixer clock calls this first on each tick (``MixerClock.add(ports)`` before
+        any room). Reading a few hundred sockets in one loop costs a third of what the
+        event loop's per-datagram callbacks cost (selector wake-ups, a handle and two
+        calls per packet, see docs/decisions.md), and bounds the work a flood of datagrams
+        can make: at most ``MAX_PER_TICK`` per socket and tick, the rest waits in (and
+        overflows) the kernel's buffer."""
+        self._ticks += 1
+        rtcp_too = self._ticks % RTCP_POLL_TICKS == 0
+        for endpoint in list(self._endpoints.values()):
+            endpoint.poll(now, rtcp_too)
+
+
+#: Datagrams read from one socket per tick at most (a 20 ms leg sends one; a 10 ms leg two).
+MAX_PER_TICK = 32
+#: RTCP comes every few seconds: its sockets are read every this many ticks (100 ms).
+RTCP_POLL_TICKS = 5
 
 
 # -- one leg's sockets ---------------------------------------------------------------------
 
 
 class RtpEndpoint:
-    """The two sockets of one leg.  Give ``pull_frame`` / ``push_frame`` to the mixer."""
+    """The two sockets of one leg.  Give ``pull_frame`` / ``push_frame`` to the mixer; the
+    allocator's :meth:`PortAllocator.tick` (or :meth:`poll`) reads what arrived."""
 
-    def __init__(self, leg: AudioLeg, allocator: PortAllocator | None, port: int) -> None:
+    def __init__(
+        self,
+        leg: AudioLeg,
+        allocator: PortAllocator | None,
+        port: int,
+        rtp: socket.socket,
+        rtcp: socket.socket,
+    ) -> None:
         self.leg = leg
         self.port = port
         self._allocator = allocator
-        self._rtp: asyncio.DatagramTransport | None = None
-        self._rtcp: asyncio.DatagramTransport | None = None
+        self._rtp: socket.socket | None = rtp
+        self._rtcp: socket.socket | None = rtcp
         self._loop = asyncio.get_running_loop()
         self.send_errors = 0
-
-    def _attach(self, rtp: asyncio.DatagramTransport, rtcp: asyncio.DatagramTransport) -> None:
-        self._rtp = rtp
-        self._rtcp = rtcp
-        self.leg.wall_offset = time.time() - self._loop.time()
+        self.receive_errors = 0
+        leg.wall_offset = time.time() - self._loop.time()
 
     @property
     def closed(self) -> bool:
         return self._rtp is None
+
+    def poll(self, now: float, rtcp: bool = True) -> None:
+        """Hand every datagram waiting on the RTP socket (and on the RTCP socket when
+        ``rtcp``) to the leg, ``MAX_PER_TICK`` at most per socket."""
+        sock = self._rtp
+        if sock is None:
+            return
+        on_rtp = self.leg.on_rtp
+        recv = sock.recvfrom
+        for _ in range(MAX_PER_TICK):
+            try:
+                data, addr = recv(2048)
+            except BlockingIOError:
+                break
+            except OSError as exc:  # ICMP errors reported on the socket, and the like
+                self.receive_errors += 1
+                logger.debug("RTP port %d: %s", self.port, exc)
+                continue
+            on_rtp(data, (addr[0], addr[1]), now)
+            if self._rtp is None:
+                return  # the datagram ended the call (RTCP BYE muxed on the port)
+        if rtcp and self._rtcp is not None:
+            on_rtcp = self.leg.on_rtcp
+            recv = self._rtcp.recvfrom
+            for _ in range(MAX_PER_TICK):
+                try:
+                    data, addr = recv(2048)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    self.receive_errors += 1
+                    logger.debug("RTCP port %d: %s", self.port + 1, exc)
+                    continue
+                on_rtcp(data, (addr[0], addr[1]), now)
+                if self._rtcp is None:
+                    return
 
     def pull_frame(self, now: float) -> Pcm:
         """Mixer source: the leg's next frame at 16 kHz; also sends RTCP when one is due."""
@@ -172,14 +246,18 @@ class RtpEndpoint:
 
     def push_frame(self, pcm: Pcm) -> None:
         """Mixer sink: encode and send the leg's N-1 mix."""
-        if self._rtp is None:
+        sock = self._rtp
+        if sock is None:
             return
         for data, addr in self.leg.push_frame(pcm, self._loop.time()):
-            self._send(self._rtp, data, addr)
+            try:
+                sock.sendto(data, addr)
+            except OSError:  # a full send buffer drops the packet: it is real time
+                self.send_errors += 1
 
-    def _send(self, transport: asyncio.DatagramTransport, data: bytes, addr: Addr) -> None:
+    def _send(self, sock: socket.socket, data: bytes, addr: Addr) -> None:
         try:
-            transport.sendto(data, addr)
+            sock.sendto(data, addr)
         except OSError:
             self.send_errors += 1
 
@@ -195,30 +273,6 @@ class RtpEndpoint:
         self._rtp = self._rtcp = None
         if self._allocator is not None:
             self._allocator.release(self.port)
-
-
-class _RtpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, endpoint: RtpEndpoint) -> None:
-        self._endpoint = endpoint
-        self._loop = asyncio.get_running_loop()
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self._endpoint.leg.on_rtp(data, (addr[0], addr[1]), self._loop.time())
-
-    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable etc.
-        logger.debug("RTP port %d: %s", self._endpoint.port, exc)
-
-
-class _RtcpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, endpoint: RtpEndpoint) -> None:
-        self._endpoint = endpoint
-        self._loop = asyncio.get_running_loop()
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self._endpoint.leg.on_rtcp(data, (addr[0], addr[1]), self._loop.time())
-
-    def error_received(self, exc: Exception) -> None:
-        logger.debug("RTCP port %d: %s", self._endpoint.port + 1, exc)
 
 
 # -- the clock -----------------------------------------------------------------------------
@@ -260,10 +314,17 @@ class MixerClock:
         self.ticks = 0
         self.skipped = 0
         self.errors = 0
+        #: Ticks skipped since start (``skipped`` restarts with :meth:`reset_stats`).
+        self.skipped_total = 0
+        #: Told each tick's lateness in seconds (before any skip-ahead), e.g. a histogram's
+        #: ``observe``; it must be cheap and must not raise.
+        self.on_tick: Callable[[float], None] | None = None
 
-    def add(self, room: Tickable) -> None:
+    def add(self, room: Tickable, first: bool = False) -> None:
+        """Tick ``room`` from the next tick on: after those added before it, or before
+        all of them with ``first`` (what reads the sockets goes before what mixes)."""
         if room not in self._rooms:
-            self._rooms = [*self._rooms, room]
+            self._rooms = [room, *self._rooms] if first else [*self._rooms, room]
 
     def remove(self, room: Tickable) -> None:
         self._rooms = [r for r in self._rooms if r is not room]
@@ -322,10 +383,11 @@ class MixerClock:
             else:
                 await asyncio.sleep(0)  # let I/O callbacks run even when behind
             now = loop.time()
-            late = now - deadline
+            late = lateness = now - deadline
             if late > self.max_late_frames * interval:
                 behind = int(late // interval)
                 self.skipped += behind
+                self.skipped_total += behind
                 k += behind
                 late -= behind * interval
             for room in self._rooms:
@@ -341,3 +403,9 @@ class MixerClock:
             self._n += 1
             self.ticks += 1
             k += 1
+            on_tick = self.on_tick
+            if on_tick is not None:
+                try:
+                    on_tick(max(lateness, 0.0))
+                except Exception:
+                    logger.exception("mixer tick observer failed")
