@@ -22,12 +22,17 @@ from sqlalchemy import Engine
 from api import logfilter
 from api.auth import ADMIN_AUTH, require_admin, require_room
 from api.browser import join_socket
+from api.calls import CALL_QUERY, CALL_QUERY_SCHEMAS, CALL_RECORDS, list_calls, room_calls
 from api.errors import ApiError, error_middleware
 from api.events import EVENTS, EventHub, room_events
+from api.health import health
 from api.live import LIVE, InMemoryLiveCalls, LiveCalls, Participant, RoomObserver
+from api.metrics import install as install_metrics
+from api.metrics import metrics, require_metrics
 from api.openapi import Body, Operation, build_openapi, docs_html
 from api.pages import JOIN_SCRIPT_PATH, STORE, join_page, join_script
 from api.schemas import (
+    CallPageOut,
     Health,
     LockRequest,
     MuteRequest,
@@ -39,6 +44,7 @@ from api.schemas import (
 )
 from api.webhooks import WebhookSender
 from config import Settings
+from rooms.calls import CallStore
 from rooms.db import create_engine_for, upgrade
 from rooms.errors import InvalidRoom
 from rooms.store import RoomData, RoomSpec, RoomStore, ensure_admin_token
@@ -99,10 +105,6 @@ def _participant_missing(request: web.Request) -> ApiError:
 
 
 # -- handlers --------------------------------------------------------------------------------
-async def health(request: web.Request) -> web.StreamResponse:
-    return web.json_response(Health(status="ok").model_dump(mode="json"))
-
-
 async def openapi_json(request: web.Request) -> web.StreamResponse:
     return web.json_response(request.app[OPENAPI])
 
@@ -237,16 +239,23 @@ def operations() -> list[Operation]:
     room = Body(RoomOut, description="The room")
     participant = Body(ParticipantOut, description="The participant")
     no_content = Body(description="Done")
+    calls_page = Body(
+        CallPageOut,
+        description="A page of call records (with format=csv: every record, as text/csv)",
+        also=("text/csv",),
+    )
     return [
         Operation(
             "GET",
             "/api/health",
             health,
             "health",
-            "Liveness probe",
+            "Liveness probe; with detail=1 (admin token) database, SIP, mixer and drain state",
             tag="service",
             auth=False,
-            responses={200: Body(Health)},
+            query=(("detail", False, "1: add the detail (needs the admin token)"),),
+            responses={200: Body(Health, description="ok, or draining during a SIGTERM drain")},
+            errors=(401, 403),  # detail=1 only
         ),
         Operation(
             "GET",
@@ -257,6 +266,19 @@ def operations() -> list[Operation]:
             tag="service",
             auth=False,
             responses={200: Body(description="OpenAPI 3.1 document")},
+        ),
+        Operation(
+            "GET",
+            "/metrics",
+            metrics,
+            "metrics",
+            "Prometheus metrics (text format): calls, legs, RTP, mixer clock, process; the"
+            " admin token or GATEWAY_METRICS_TOKEN",
+            tag="service",
+            guard=require_metrics,
+            responses={
+                200: Body(media_type="text/plain", description="Prometheus text format 0.0.4")
+            },
         ),
         Operation(
             "GET",
@@ -313,6 +335,31 @@ def operations() -> list[Operation]:
             "Delete a room and end every call in it; its number is never reused",
             responses={204: no_content},
             errors=(404,),
+        ),
+        Operation(
+            "GET",
+            ROOM + "/calls",
+            room_calls,
+            "listRoomCalls",
+            "Call records of the room, one per leg, newest first (paged; format=csv: all)",
+            tag="calls",
+            organiser=True,
+            query=CALL_QUERY,
+            query_schemas=CALL_QUERY_SCHEMAS,
+            responses={200: calls_page},
+            errors=(404, 422),
+        ),
+        Operation(
+            "GET",
+            "/api/calls",
+            list_calls,
+            "listCalls",
+            "Call records of every room, one per leg, newest first (paged; format=csv: all)",
+            tag="calls",
+            query=(("room", False, "only this room's records (by room id)"), *CALL_QUERY),
+            query_schemas=CALL_QUERY_SCHEMAS,
+            responses={200: calls_page},
+            errors=(422,),
         ),
         Operation(
             "GET",
@@ -489,6 +536,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         announce_admin_token(token)
     app[ENGINE] = engine
     app[STORE] = RoomStore(engine, cache_seconds=settings.room_cache_seconds)
+    app[CALL_RECORDS] = CallStore(engine)
     writes = ThreadPoolExecutor(1, thread_name_prefix="store-writes")
     app[WRITES] = writes
     app[ADMIN_AUTH] = auth
@@ -533,11 +581,14 @@ def create_app(
     app[SETTINGS] = settings
     app[LIVE] = live if live is not None else InMemoryLiveCalls()
     app[EVENTS] = events if events is not None else EventHub()
+    install_metrics(app, settings)
     ops = operations()
     app[OPENAPI] = build_openapi(ops, title="Conference gateway", version=API_VERSION)
     for op in ops:
         handler = op.handler
-        if op.auth:
+        if op.guard is not None:
+            handler = op.guard(handler)
+        elif op.auth:
             handler = require_room(handler) if op.organiser else require_admin(handler)
         app.router.add_route(op.method, op.path, handler, name=op.operation_id)
     app.cleanup_ctx.append(_database)

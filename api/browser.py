@@ -23,6 +23,7 @@ from aiohttp import WSMsgType, web
 from api.errors import ApiError
 from api.events import EVENTS, participant_json
 from api.live import LIVE, LiveCalls, Participant
+from api.metrics import track_socket
 from api.pages import STORE
 
 __all__ = [
@@ -238,6 +239,8 @@ class _Socket:
             asyncio.ensure_future(self.send({"type": "state", "state": value}))
         elif kind == "moderated":
             asyncio.ensure_future(self.send({"type": "moderated", "action": value}))
+        elif kind == "draining":  # the gateway is stopping: the meeting ends here within
+            asyncio.ensure_future(self.send({"type": "draining", "seconds": float(value)}))
         elif kind == "end" and not self.ended.done():
             self.ended.set_result((kind, value))
 
@@ -352,6 +355,7 @@ async def join_socket(request: web.Request) -> web.StreamResponse:
     if BROWSERS not in request.app:
         raise ApiError(503, "unavailable", "browser calls are not available in this process")
     await ws.prepare(request)
+    untrack = track_socket(request, "join")
     sock = _Socket(request, ws)
     try:
         await sock.run()
@@ -360,6 +364,7 @@ async def join_socket(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
+        untrack()
         if sock.session is not None:
             await sock.session.close()
         if not ws.closed:

@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 
 from api.errors import ApiError
 from api.live import Participant
+from api.metrics import track_socket
 from api.pages import STORE
 
 __all__ = ["EVENTS", "EVENT_TYPES", "EventHub", "participant_json", "room_events"]
@@ -138,6 +139,7 @@ async def room_events(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     hub = request.app[EVENTS]
     sub = hub.subscribe(room.id)
+    untrack = track_socket(request, "events")
 
     async def drain_incoming() -> None:  # nothing is expected from the client but close
         async for msg in ws:
@@ -160,6 +162,7 @@ async def room_events(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
+        untrack()
         reader.cancel()
         hub.unsubscribe(sub)
         if not ws.closed:

@@ -43,6 +43,10 @@ class Body:
     array: bool = False
     html: bool = False
     description: str = ""
+    #: Another media type than JSON or HTML (e.g. ``text/plain``): a string body.
+    media_type: str | None = None
+    #: Media types the same route may answer as well (e.g. ``text/csv``): string bodies.
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,11 @@ class Operation:
     responses: dict[int, Body | None] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     query: tuple[tuple[str, bool, str], ...] = ()  # (name, required, description)
+    #: JSON Schemas of query parameters that are not any string (by name).
+    query_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Wraps the handler instead of the admin (or organiser) check, e.g. to let another
+    #: token in as well; the route is still documented as needing a bearer token.
+    guard: Callable[[Handler], Handler] | None = None
 
 
 def _path_params(path: str) -> list[str]:
@@ -103,7 +112,7 @@ def build_openapi(operations: Sequence[Operation], *, title: str, version: str) 
                 "in": "query",
                 "required": required,
                 "description": text,
-                "schema": {"type": "string"},
+                "schema": op.query_schemas.get(name, {"type": "string"}),
             }
             for name, required, text in op.query
         ]
@@ -121,6 +130,8 @@ def build_openapi(operations: Sequence[Operation], *, title: str, version: str) 
             }
             if body is not None and body.html:
                 response["content"] = {"text/html": {"schema": {"type": "string"}}}
+            elif body is not None and body.media_type is not None:
+                response["content"] = {body.media_type: {"schema": {"type": "string"}}}
             elif body is not None and body.model is not None:
                 schema = refs[(body.model, "serialization")]
                 if body.array:
@@ -128,6 +139,9 @@ def build_openapi(operations: Sequence[Operation], *, title: str, version: str) 
                 response["content"] = {"application/json": {"schema": schema}}
             else:
                 response["description"] = (body.description if body else "") or "No content"
+            if body is not None and body.also:
+                content = response.setdefault("content", {})
+                content.update({media: {"schema": {"type": "string"}} for media in body.also})
             responses[str(status)] = response
         errors = set(op.errors)
         if op.auth:

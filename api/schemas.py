@@ -25,15 +25,21 @@ from pydantic import (
 from api.errors import ApiError
 from api.live import Participant
 from config import Settings
+from rooms.calls import CallRecordData
 from rooms.pins import PIN_PATTERN
 from rooms.roles import Role
 from rooms.store import RoomData
 
 __all__ = [
+    "CallPageOut",
+    "CallRecordOut",
     "DialIn",
     "ErrorBody",
     "ErrorResponse",
     "Health",
+    "HealthDatabase",
+    "HealthMixer",
+    "HealthTransport",
     "Links",
     "MuteRequest",
     "ParticipantOut",
@@ -86,8 +92,38 @@ class ErrorResponse(_Response):
     error: ErrorBody
 
 
+class HealthDatabase(_Response):
+    """Whether the database answered ``SELECT 1`` in time."""
+
+    reachable: bool
+    latency_ms: float | None = Field(default=None, description="time of the SELECT 1")
+    error: str | None = Field(default=None, description="why not, when not reachable")
+
+
+class HealthTransport(_Response):
+    """A SIP transport this process listens on."""
+
+    transport: Literal["udp", "tcp"]
+    address: str = Field(description="host:port bound")
+
+
+class HealthMixer(_Response):
+    """Lateness of the mixer clock's 20 ms ticks over the last minute."""
+
+    late_p99_ms: float | None = Field(description="99th percentile; null before any tick")
+    ticks: int = Field(description="ticks the percentile is over")
+    window_seconds: float
+
+
 class Health(_Response):
-    status: Literal["ok"]
+    """``{"status": "ok"}`` (``"draining"`` during a SIGTERM drain); with ``?detail=1`` (admin
+    token) also the draining flag, the database, SIP transports and mixer lateness."""
+
+    status: Literal["ok", "draining"]
+    draining: bool | None = None
+    database: HealthDatabase | None = None
+    sip: list[HealthTransport] | None = None
+    mixer: HealthMixer | None = None
 
 
 class RoomCreate(_Request):
@@ -207,6 +243,46 @@ class ParticipantOut(_Response):
     @classmethod
     def of(cls, participant: Participant) -> ParticipantOut:
         return cls.model_validate(participant, from_attributes=True)
+
+
+class CallRecordOut(_Response):
+    """One call leg's record (CDR)."""
+
+    id: str = Field(description="the participant id the leg had")
+    room_id: str | None = Field(description="null: the phone menu never found a room")
+    kind: Literal["sip", "phone", "browser"]
+    display_name: str = Field(description="as participants show it (a phone's number masked)")
+    caller_number: str | None = Field(
+        description="caller ID in E.164 when the phone network gave one",
+        examples=["+33612345678"],
+    )
+    codec: str | None = Field(examples=["PCMU", "G722", "opus"])
+    call_id: str | None = Field(description="the SIP Call-ID (null for a browser)")
+    started_at: IsoDateTime = Field(description="the INVITE (or the browser's join) taken in")
+    answered_at: IsoDateTime | None = Field(description="connected (ACK, or media up)")
+    ended_at: IsoDateTime | None = Field(
+        description="null while it goes on, or when the gateway stopped without writing it"
+    )
+    duration_seconds: float | None = Field(description="answered to ended; 0 if never answered")
+    end_reason: str | None = Field(
+        description="hangup, removed, room_ended, timeout, refused, wrong_pin, shutdown or"
+        " failed; null while it goes on",
+        examples=["hangup"],
+    )
+    packets_received: int
+    packets_sent: int
+    packets_lost: int = Field(description="RTP packets lost on the way in (RTCP statistics)")
+
+    @classmethod
+    def of(cls, record: CallRecordData) -> CallRecordOut:
+        return cls.model_validate(record, from_attributes=True)
+
+
+class CallPageOut(_Response):
+    """A page of call records, newest first."""
+
+    calls: list[CallRecordOut]
+    next: str | None = Field(description="pass as ?cursor= for the next page; null: the last")
 
 
 class MuteRequest(_Request):

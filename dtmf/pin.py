@@ -70,6 +70,9 @@ class PinGuard:
         self.lockout = lockout
         self.max_keys = max_keys
         self._keys: OrderedDict[str, _KeyState] = OrderedDict()  # least recently failed first
+        #: Since creation: every wrong code recorded (during a lockout too), lockouts engaged.
+        self.failures_total = 0
+        self.lockouts_total = 0
 
     def __len__(self) -> int:
         """Keys currently tracked (at most ``max_keys``)."""
@@ -109,12 +112,14 @@ class PinGuard:
             state = self._keys[key] = _KeyState()
         else:
             self._keys.move_to_end(key)
+        self.failures_total += 1
         if state.locked_until is not None:
             return False
         state.failures.append(now)
         if len(state.failures) >= self.max_failures:
             state.failures.clear()
             state.locked_until = now + self.lockout
+            self.lockouts_total += 1
             return True
         return False
 

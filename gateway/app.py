@@ -8,6 +8,7 @@ stops them (hanging up every call) before it closes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import ipaddress
 import logging
@@ -17,15 +18,21 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from api.app import create_app
+from api.app import WRITES, create_app
 from api.browser import BROWSERS
+from api.calls import CALL_RECORDS
 from api.events import EVENTS
+from api.health import SERVICE, ServiceState
+from api.metrics import METRICS
 from api.pages import STORE
 from config import Settings
 from gateway.browser_calls import BrowserCalls
 from gateway.conference import Conference
 from gateway.lifecycle import Observers
 from gateway.media.transport import MixerClock, PortAllocator
+from gateway.metrics import GatewayMetrics
+from gateway.records import CallRecorder
+from gateway.service import LatenessWindow, process_detail
 from gateway.sip_calls import RoomInfo, RoomLookup, SipCalls
 from rooms.store import RoomStore
 
@@ -131,9 +138,17 @@ def build_app(settings: Settings) -> web.Application:
     conference.is_open = is_open
     conference.on_event = app[EVENTS].publish
     app[CONFERENCE] = conference
-    app[OBSERVERS] = Observers()
-    browsers = BrowserCalls(settings, conference)
+    app[OBSERVERS] = observers = Observers()
+    browsers = BrowserCalls(settings, conference, observer=observers)
     app[BROWSERS] = browsers
+    # Prometheus (GET /metrics): calls as an observer; legs, RTP and the clock at scrape time
+    metrics = GatewayMetrics(
+        app[METRICS].registry, clock=clock, conference=conference, browsers=browsers
+    )
+    observers.add(metrics)
+    #: draining flag and health detail for /api/health; the mixer's last minute of lateness
+    app[SERVICE] = service = ServiceState()
+    lateness = LatenessWindow(clock.interval)
 
     async def calls(app: web.Application) -> AsyncIterator[None]:
         ports = PortAllocator(
@@ -146,15 +161,32 @@ def build_app(settings: Settings) -> web.Application:
             conference,
             ports,
             media_address=media_address(settings),
+            observer=observers,
         )
+        # call records: this process's rows are known by its host and SIP port
+        recorder = CallRecorder(
+            app[CALL_RECORDS],
+            app[WRITES],
+            node=f"{socket.gethostname()}:{settings.sip_port}",
+            keep_days=settings.cdr_days,
+        )
+        await recorder.start()
+        observers.add(recorder)
         clock.start()
         try:
             await sip.start()
         except BaseException:
+            await recorder.stop()
             await clock.stop()
             clock.remove(ports)
             raise
         app[SIP] = sip
+        metrics.sip = sip
+        clock.add(lateness)
+        loop = asyncio.get_running_loop()
+        service.detail = functools.partial(
+            process_detail, sip.endpoint.transport.bound, lateness, loop.time
+        )
         stats = asyncio.get_running_loop().create_task(
             log_stats(sip, clock, settings.stats_seconds)
         )
@@ -164,8 +196,10 @@ def build_app(settings: Settings) -> web.Application:
             stats.cancel()
             await browsers.close_all()
             await sip.stop()
+            await recorder.stop()  # after every leg ended: their ends are written
             await clock.stop()
             clock.remove(ports)
+            clock.remove(lateness)
 
     app.cleanup_ctx.append(calls)
     app.on_startup.append(_freeze_startup_objects)

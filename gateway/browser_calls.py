@@ -12,10 +12,13 @@ removes it.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from api.browser import BrowserJoin, Notify
 from config import Settings
+from gateway import logs
 from gateway.conference import Conference, Member
+from gateway.lifecycle import CallObserver, LegInfo, LegTotals, Observers
 from media.opus import SharedEncoder
 from webrtc.leg import BrowserLeg, WebRtcConfig
 from webrtc.network import use_host
@@ -23,6 +26,10 @@ from webrtc.network import use_host
 __all__ = ["BrowserCalls", "BrowserSession"]
 
 logger = logging.getLogger(__name__)
+
+#: The end reason (``gateway.lifecycle.END_REASONS``) of a browser the conference ended, by
+#: what its socket is told (``Member.remove``).
+REMOVE_REASONS = {"removed": "removed", "refused": "refused", "ended": "room_ended"}
 
 
 class BrowserSession:
@@ -47,6 +54,15 @@ class BrowserSession:
         self.wait_for_host = join.wait_for_host
         self.in_room = False
         self.closed = False
+        #: Why the leg ends, when decided before the socket closes (else: the browser left).
+        self.end_reason: str | None = None
+        self.info = LegInfo(
+            id=self.member.id,
+            kind="browser",
+            display_name=join.display_name,
+            room_id=join.room_id,
+            codec="opus",
+        )
 
     @property
     def participant_id(self) -> str:
@@ -65,6 +81,7 @@ class BrowserSession:
         if self.closed or self.in_room:
             return
         self.in_room = True
+        self.calls.observer.leg_answered(self.info, datetime.now(UTC))
         self.calls.conference.join(
             self.member, self.leg.source, self.leg.sink, wait_for_host=self.wait_for_host
         )
@@ -77,10 +94,14 @@ class BrowserSession:
         self.notify("state", state)
 
     def _failed(self, reason: str) -> None:
-        logger.info("browser %s: media path lost (%s)", self.member.id, reason)
+        logger.info(
+            "browser %s: media path lost (%s)", self.member.id, reason, extra=logs.ids(self.member)
+        )
+        self.end_reason = self.end_reason or "failed"
         self.notify("end", "failed")
 
     def _removed(self, reason: str) -> None:
+        self.end_reason = self.end_reason or REMOVE_REASONS.get(reason, "failed")
         self.notify("end", reason)
 
     async def close(self) -> None:
@@ -92,8 +113,16 @@ class BrowserSession:
             self.leg.shared = None
             self.calls.release_shared(self.member.room_id)
         self.calls.sessions.pop(self.member.id, None)
-        await self.leg.close()
-        stats = self.leg.stats
+        try:
+            await self.leg.close()
+        finally:
+            stats = self.leg.stats
+            self.calls.observer.leg_ended(
+                self.info,
+                datetime.now(UTC),
+                self.end_reason or "hangup",
+                LegTotals(packets_received=stats.packets_in, packets_sent=stats.packets_out),
+            )
         logger.info(
             "browser %s closed: packets in %d, out %d (%d from the room's shared encoder), "
             "concealed %d, decode errors %d",
@@ -103,20 +132,27 @@ class BrowserSession:
             stats.shared_frames,
             stats.concealed,
             stats.decode_errors,
+            extra=logs.ids(self.member),
         )
 
 
 class BrowserCalls:
     """Every browser leg of this process."""
 
-    def __init__(self, settings: Settings, conference: Conference) -> None:
+    def __init__(
+        self, settings: Settings, conference: Conference, *, observer: CallObserver | None = None
+    ) -> None:
         self.settings = settings
         self.conference = conference
+        #: Told every leg's life (call records, metrics).
+        self.observer: CallObserver = observer if observer is not None else Observers()
         host = settings.webrtc_host or settings.sip_public_host or settings.sip_host
         self.config = WebRtcConfig(ice_servers=settings.ice_servers, announce=use_host(host))
         self.sessions: dict[str, BrowserSession] = {}
         #: Per room: the encoder of its common mix, and how many browser legs use it.
         self._shared: dict[str, tuple[SharedEncoder, int]] = {}
+        #: Set when a SIGTERM drain begins: no new browser legs (the page says busy).
+        self.draining = False
 
     def shared_encoder(self, room_id: str) -> SharedEncoder:
         encoder, users = self._shared.get(room_id) or (SharedEncoder(self.config.opus), 0)
@@ -137,14 +173,27 @@ class BrowserCalls:
         return [server.as_browser() for server in self.settings.ice_servers]
 
     async def join(self, join: BrowserJoin, notify: Notify) -> BrowserSession | None:
+        if self.draining:
+            self.observer.call_refused("browser", 503)
+            return None
         if len(self.sessions) >= self.settings.max_browser_legs:
             logger.warning("browser legs: at the limit of %d", self.settings.max_browser_legs)
+            self.observer.call_refused("browser", 503)
             return None
         session = BrowserSession(self, join, notify)
         self.sessions[session.member.id] = session
+        self.observer.leg_started(session.info, datetime.now(UTC))
         return session
+
+    def start_draining(self, seconds: float) -> None:
+        """A SIGTERM drain began: take no new legs, and tell every browser how long the
+        meeting may go on here (its socket gets ``{"type": "draining", "seconds": ...}``)."""
+        self.draining = True
+        for session in list(self.sessions.values()):
+            session.notify("draining", f"{seconds:g}")
 
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):
+            session.end_reason = session.end_reason or "shutdown"
             session.notify("end", "ended")
             await session.close()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from api.live import Participant
-from gateway import prompts
+from gateway import logs, prompts
 from gateway.media.transport import MixerClock
 from gateway.mixer import FrameSink, FrameSource, GateConfig, Pcm, RoomMixer
 from gateway.prompts import PromptPlayer
@@ -137,7 +137,14 @@ class Conference:
             player = PromptPlayer(prompts.frames("waiting", self.language), sink, repeat=True)
             room.waiting[member.id] = player
             self.clock.add(player)
-        logger.debug("%s %s %s in room %s", member.kind, member.id, member.state, member.room_id)
+        logger.debug(
+            "%s %s %s in room %s",
+            member.kind,
+            member.id,
+            member.state,
+            member.room_id,
+            extra=logs.ids(member),
+        )
         self._emit("joined" if member.state == "joined" else "waiting", member)
         if (member.joined_at - room.began).total_seconds() >= self.late_after:
             self._emit("late_joiner", member)
@@ -153,7 +160,7 @@ class Conference:
             try:
                 self.on_event(kind, member.room_id, member.view())
             except Exception:  # an observer must never break a call
-                logger.exception("room event %s", kind)
+                logger.exception("room event %s", kind, extra=logs.ids(member))
 
     def _talking(self, room_id: str) -> Callable[[Hashable, bool], None]:
         def changed(member_id: Hashable, talking: bool) -> None:
@@ -184,7 +191,9 @@ class Conference:
         if not room.members:
             self.clock.remove(room.mixer)
             del self.rooms[member.room_id]
-        logger.debug("%s %s left room %s", member.kind, member.id, member.room_id)
+        logger.debug(
+            "%s %s left room %s", member.kind, member.id, member.room_id, extra=logs.ids(member)
+        )
         member.talking = False
         self._emit("left", member)
 
@@ -225,7 +234,12 @@ class Conference:
             try:
                 member.on_moderated("muted" if muted else "unmuted")
             except Exception:  # telling must never fail the moderation
-                logger.exception("telling %s it was %s", member.id, "muted" if muted else "unmuted")
+                logger.exception(
+                    "telling %s it was %s",
+                    member.id,
+                    "muted" if muted else "unmuted",
+                    extra=logs.ids(member),
+                )
         return member.view()
 
     def set_on_hold(self, member: Member, held: bool) -> None:
@@ -289,7 +303,7 @@ class Conference:
         try:
             member.on_moderated("ask_unmute")
         except Exception:
-            logger.exception("asking %s to unmute", member.id)
+            logger.exception("asking %s to unmute", member.id, extra=logs.ids(member))
         return True
 
     async def refuse(self, room_id: str, participant_id: str) -> bool | None:
@@ -316,5 +330,7 @@ class Conference:
         if room_id not in self.rooms or self.is_open is None:
             return
         if not await self.is_open(room_id):
-            logger.info("room %s closed by an edit: ending its calls", room_id)
+            logger.info(
+                "room %s closed by an edit: ending its calls", room_id, extra={"room_id": room_id}
+            )
             await self.end_room(room_id)

@@ -33,7 +33,7 @@ from dtmf.inband import InbandDetector
 from dtmf.info import is_dtmf_info, parse_info
 from dtmf.pin import CallTries, PinGuard, pin_matches
 from dtmf.rfc4733 import TelephoneEventReceiver
-from gateway import prompts
+from gateway import logs, prompts
 from gateway.media.leg import TelephoneEvent
 from gateway.mixer import FrameSink, FrameSource, Pcm
 
@@ -193,6 +193,11 @@ class PhoneMenu:
         self._check: Callable[[float], object | None] | None = None
         self._waiter: asyncio.Future[object] | None = None
         self._expiring = True
+        #: The call this menu serves, for the lines logged from outside its task (digits).
+        self._log_context = logs.current()
+        #: Why :meth:`run` said goodbye (a ``gateway.lifecycle.END_REASONS`` value): "timeout",
+        #: "refused" (the room is not open) or "wrong_pin" (codes or PINs, or a locked entry).
+        self.failure: str | None = None
         dtmf.on_digit = self.digit
 
     # -- driven by the clock and the digit sources -----------------------------------------
@@ -212,7 +217,8 @@ class PhoneMenu:
         self._poll(now)
 
     def digit(self, digit: Digit) -> None:
-        logger.debug("menu digit %s by %s", digit.digit, digit.method)
+        # never the digit itself: what a caller types here is a code or a PIN
+        logger.debug("menu digit by %s", digit.method, extra=logs.ids(context=self._log_context))
         self.collector.push(digit.digit, digit.at)
         self._last_key_at = digit.at
         if self._barge:
@@ -239,6 +245,7 @@ class PhoneMenu:
             return MenuResult(room, role)
         except MenuTimeout:
             logger.info("menu: no complete entry within the time allowed")
+            self.failure = "timeout"
             await self._say("goodbye", expiring=False)
             return None
 
@@ -250,6 +257,7 @@ class PhoneMenu:
             code = entry.digits
             room = await self._lookup(code) if code.isdigit() else None
             if room is not None and not room.active:
+                self.failure = "refused"
                 await self._say("not_open")
                 await self._say("goodbye", expiring=False)
                 return None
@@ -257,6 +265,7 @@ class PhoneMenu:
                 return room
             logger.info("menu: wrong code (%d digits)", len(code))
             if tries.fail():
+                self.failure = "wrong_pin"
                 await self._say("goodbye", expiring=False)
                 return None
             prompt = "wrong_code"
@@ -289,12 +298,14 @@ class PhoneMenu:
                 await self._locked()
                 return None
             if tries.fail():
+                self.failure = "wrong_pin"
                 await self._say("goodbye", expiring=False)
                 return None
             prompt = "wrong_pin"
 
     async def _locked(self) -> None:
         """PIN entry for this room is blocked: say why, then goodbye."""
+        self.failure = "wrong_pin"
         await self._say("room_locked", expiring=False)
         await self._say("goodbye", expiring=False)
 

@@ -18,13 +18,15 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from config import Settings
 from dtmf.pin import PinGuard
-from gateway import prompts
+from gateway import logs, prompts
 from gateway.admission import SourceLimits
 from gateway.callerid import CallerId, caller_id, dialled_number
 from gateway.conference import Conference, Member
+from gateway.lifecycle import CallObserver, LegInfo, LegTotals, Observers
 from gateway.media.leg import AudioLeg, LegConfig, TelephoneEvent
 from gateway.media.transport import NoFreePorts, PortAllocator, RtpEndpoint
 from gateway.mixer import Pcm
@@ -68,6 +70,20 @@ logger = logging.getLogger(__name__)
 
 #: How often legs are checked for RTP inactivity (seconds).
 WATCHDOG_INTERVAL = 1.0
+
+#: The end reason (``gateway.lifecycle.END_REASONS``) of a leg the conference ended, by the
+#: prompt it was told (``Member.remove``).
+REMOVE_REASONS = {"removed": "removed", "refused": "refused", "ended": "room_ended"}
+
+
+def end_reason_of(event: CallEnded) -> str:
+    """The end reason of a call the dialog ended (not us): the caller's BYE or CANCEL, a
+    session or request timeout, anything else failed (no ACK, an error response)."""
+    if event.reason in ("remote hangup", "cancelled"):
+        return "hangup"
+    if event.reason == "session expired" or event.reason.endswith(" timed out"):
+        return "timeout"
+    return "failed"
 
 
 @dataclass(frozen=True)
@@ -119,6 +135,13 @@ class SipLeg:
     overlay: PromptOverlay | None = None
     has_events: bool = False  # telephone-event negotiated
     confirmed: bool = False  # the ACK came: media may flow
+    #: What observers were told of the leg (None until it started).
+    info: LegInfo | None = None
+    codec: str | None = None  # the negotiated codec
+    #: Why the leg ends, decided before it does (a removal whose prompt is playing).
+    end_reason: str | None = None
+    #: RTP counters of the audio legs a codec change replaced.
+    carried: LegTotals = LegTotals()
 
 
 def display_name(request: Request, caller: CallerId) -> str:
@@ -140,12 +163,15 @@ class SipCalls:
         ports: PortAllocator,
         *,
         media_address: str,
+        observer: CallObserver | None = None,
     ) -> None:
         self.settings = settings
         self.lookup = lookup
         self.conference = conference
         self.ports = ports
         self.media_address = media_address
+        #: Told every leg's life (call records, metrics).
+        self.observer: CallObserver = observer if observer is not None else Observers()
         self.endpoint = SipEndpoint(
             settings.sip_host,
             settings.sip_port,
@@ -172,6 +198,9 @@ class SipCalls:
             max_total_pending=settings.max_setups,
         )
         self._last_overload_log = -float("inf")
+        #: Set when a SIGTERM drain begins: new calls get 503 with this Retry-After.
+        self.draining = False
+        self.drain_retry_after = 10
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -184,7 +213,7 @@ class SipCalls:
             self._watchdog.cancel()
         for leg in list(self.legs.values()):
             self.endpoint.hangup(leg.call)
-            self._drop(leg)
+            self._drop(leg, "shutdown")
         for task in list(self._tasks):
             task.cancel()
         await asyncio.sleep(0.05)  # let the BYEs leave
@@ -197,10 +226,22 @@ class SipCalls:
 
     # -- events ------------------------------------------------------------------------------
     def on_event(self, event: CallEvent) -> None:
+        """Handle one event with the call's ids on every line logged (and in every task it
+        starts: the INVITE's routing, the phone menu)."""
+        leg = self.legs.get(event.call)
+        context = logs.enter_call(event.call.key.call_id, leg.member if leg is not None else None)
+        try:
+            self._on_event(event)
+        finally:
+            logs.leave_call(context)
+
+    def _on_event(self, event: CallEvent) -> None:
         if isinstance(event, IncomingCall):
             assert isinstance(event.call, UasCall)
             if self._admit(event.call, event.request):
                 self._spawn(self._route(event.call, event.request, event.offer))
+            else:
+                self.observer.call_refused(self._kind_of(event.request), 503)
         elif isinstance(event, CallEstablished):
             self.limits.confirm(event.call)
             self._established(event.call, event.sdp)
@@ -218,12 +259,24 @@ class SipCalls:
             leg = self.legs.get(event.call)
             if leg is not None:
                 logger.debug("call %s ended: %s", leg.member.id, event.reason)
-                self._drop(leg)
+                self._drop(leg, end_reason_of(event))
             self.limits.forget(event.call)
 
     # -- incoming calls ----------------------------------------------------------------------
     def _admit(self, call: UasCall, request: Request) -> bool:
-        """Per-source caps on calls and unconfirmed INVITEs: over one, 503 with Retry-After."""
+        """Per-source caps on calls and unconfirmed INVITEs: over one, 503 with Retry-After.
+        While the process drains (SIGTERM), every new call gets 503."""
+        if self.draining:
+            asyncio.get_running_loop().call_soon(
+                functools.partial(
+                    self.endpoint.reject,
+                    call,
+                    503,
+                    reason="Gateway Draining",
+                    headers=[("Retry-After", str(self.drain_retry_after))],
+                )
+            )
+            return False
         via = request.vias[0] if request.vias else None
         source = (via.param("received") or via.host.strip("[]")) if via is not None else "?"
         if self.limits.admit(call, source):
@@ -267,9 +320,10 @@ class SipCalls:
             logger.exception("incoming call %s failed", request.call_id)
             leg = self.legs.get(call)
             if leg is not None:
-                self._hangup(leg)
+                self._hangup(leg, "failed")
             elif not call.ended:
                 self.endpoint.reject(call, 500)
+                self.observer.call_refused(self._kind_of(request), 500)
         finally:
             if call not in self.legs:
                 self.limits.forget(call)  # refused, cancelled or failed
@@ -278,20 +332,27 @@ class SipCalls:
         number = (request.uri.user or "").strip()
         caller = caller_id(request, self.settings.default_region)
         room: RoomInfo | None = None
-        if not self._is_dialin(request):
+        dialin = self._is_dialin(request)
+        refused = self.observer.call_refused
+        kind = "phone" if dialin else "sip"
+        if not dialin:
             try:
                 room = await self.lookup(number) if number.isdigit() else None
             except Exception:
                 logger.exception("room lookup for %r failed", number)
                 self.endpoint.reject(call, 500)
+                refused(kind, 500)
                 return
             if call.ended:
-                return  # cancelled while we looked
+                refused(kind, 487)  # cancelled while we looked
+                return
             if room is None:
                 self.endpoint.reject(call, 404)
+                refused(kind, 404)
                 return
             if not room.active:
                 self.endpoint.reject(call, 480, reason="Room Not Active")
+                refused(kind, 480)
                 return
         offer: SessionDescription | None = None
         if offer_text is not None:
@@ -299,6 +360,7 @@ class SipCalls:
                 offer = SessionDescription.parse(offer_text)
             except SdpError as exc:
                 self._refuse_offer(call, number, exc)
+                refused(kind, 488)
                 return
         try:  # configured by the answer below, or by the ACK's answer (delayed offer)
             placeholder = AudioLeg(
@@ -307,9 +369,11 @@ class SipCalls:
             endpoint = await self.ports.open(placeholder)
         except NoFreePorts:
             self.endpoint.reject(call, 503, reason="No Media Ports")
+            refused(kind, 503)
             return
         if call.ended:
             endpoint.close(send_bye=False)
+            refused(kind, 487)
             return
         menu = room is None or bool(room.pin or room.host_pin)
         member = Member(
@@ -321,6 +385,7 @@ class SipCalls:
             caller_number=caller.number,
         )
         leg = SipLeg(call, member, endpoint)
+        logs.attach(member)  # this call's lines now name its participant and room
         if menu:
             leg.menu_plan = (room,)  # the menu starts once the ACK is in
         leg.overlay = PromptOverlay(endpoint.push_frame, self.settings.language)
@@ -333,6 +398,7 @@ class SipCalls:
             except SdpError as exc:
                 endpoint.close(send_bye=False)
                 self._refuse_offer(call, number, exc)
+                refused(kind, 488)
                 return
         else:
             leg.offer = make_offer(
@@ -342,6 +408,16 @@ class SipCalls:
                 session_version=leg.session_version,
             )
             sdp = str(leg.offer)
+        leg.info = LegInfo(
+            id=member.id,
+            kind=member.kind,
+            display_name=member.display_name,
+            call_id=request.call_id,
+            caller_number=member.caller_number,
+            room_id=member.room_id or None,
+            codec=leg.codec,
+        )
+        self.observer.leg_started(leg.info, datetime.now(UTC))
         self.legs[call] = leg
         if not menu:
             assert room is not None
@@ -368,6 +444,10 @@ class SipCalls:
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
+
+    def _kind_of(self, request: Request) -> str:
+        """The kind of leg an INVITE asks for, as far as its Request-URI tells."""
+        return "phone" if self._is_dialin(request) else "sip"
 
     def _is_dialin(self, request: Request) -> bool:
         if not self.settings.dialin_numbers:
@@ -406,6 +486,7 @@ class SipCalls:
             )
             if leg.confirmed:
                 new.start_sending()
+            leg.carried = self._totals(leg)
             leg.endpoint.leg = current = new
             self._wire(leg)
         elif config.remote_addr and config.remote_addr != current.remote_addr:
@@ -421,6 +502,8 @@ class SipCalls:
             self.conference.set_on_hold(leg.member, not negotiated.we_send)
         else:
             leg.member.on_hold = not negotiated.we_send
+        leg.codec = negotiated.codec.name.upper()
+        self._tell_changes(leg)
 
     def _answer(self, leg: SipLeg, offer: SessionDescription) -> str:
         """Answer an offer on the leg's port (raises SdpError) and apply it."""
@@ -449,10 +532,13 @@ class SipCalls:
         leg = self.legs.get(call)
         if leg is None:
             return
+        answered = not leg.confirmed
         if not leg.confirmed:  # no media before the ACK: an unconfirmed INVITE reflects none
             leg.confirmed = True
             leg.endpoint.leg.start_sending()
         self._apply_ack(leg, sdp)
+        if answered and leg.info is not None and leg.call in self.legs:
+            self.observer.leg_answered(leg.info, datetime.now(UTC))
         if leg.menu_plan is not None and leg.call in self.legs:
             (room,) = leg.menu_plan
             leg.menu_plan = None
@@ -470,7 +556,7 @@ class SipCalls:
             logger.info("bad answer in ACK: %s", exc)
         leg.offer = None
         if negotiated is None:
-            self._hangup(leg)
+            self._hangup(leg, "failed")
             return
         self._apply(leg, negotiated)
 
@@ -548,7 +634,7 @@ class SipCalls:
         if leg.call not in self.legs or leg.call.ended:
             return
         if result is None:
-            self._hangup(leg)
+            self._hangup(leg, menu.failure or "failed")
             return
         room = result.room
         waiting = room.waiting_room and result.role != "organiser"
@@ -574,6 +660,7 @@ class SipCalls:
             return frame
 
         assert leg.overlay is not None
+        self._tell_changes(leg)
         self.conference.join(member, source, leg.overlay, wait_for_host=for_host)
         logger.debug("call %s joined room %s as %s", member.id, room_id, role)
 
@@ -593,11 +680,14 @@ class SipCalls:
             leg.overlay.play(prompt)
 
     # -- ending ------------------------------------------------------------------------------
-    def _say_goodbye(self, leg: SipLeg, reason: str) -> None:
+    def _say_goodbye(self, leg: SipLeg, reason: str, *, end_reason: str | None = None) -> None:
         """Out of the room already (the conference took it out): play the prompt for
-        ``reason``, then hang up."""
+        ``reason``, then hang up. The leg ends with ``end_reason`` (default: the one of the
+        prompt, :data:`REMOVE_REASONS`), even if the caller hangs up during the prompt."""
         if leg.call not in self.legs or leg.call.ended:
             return
+        if leg.end_reason is None:
+            leg.end_reason = end_reason or REMOVE_REASONS.get(reason, "failed")
         clock = self.conference.clock
 
         def done() -> None:
@@ -609,14 +699,37 @@ class SipCalls:
         )
         clock.add(player)
 
-    def _hangup(self, leg: SipLeg) -> None:
-        self.endpoint.hangup(leg.call)
-        self._drop(leg)
+    def end_all(self, reason: str = "shutdown") -> None:
+        """End every call (the end of a SIGTERM drain): each caller in a room or the phone
+        menu hears that the conference has ended, then gets a BYE; a call not yet
+        confirmed by its ACK is hung up at once."""
+        for leg in list(self.legs.values()):
+            if not leg.confirmed:
+                self._hangup(leg, reason)
+                continue
+            if leg.menu is not None:  # the notice replaces the menu's prompts
+                self.conference.clock.remove(leg.menu)
+                leg.menu.close()
+            if leg.menu_task is not None:
+                leg.menu_task.cancel()
+            if leg.member.room_id:
+                self.conference.leave(leg.member)
+            self._say_goodbye(leg, "ended", end_reason=reason)
 
-    def _drop(self, leg: SipLeg) -> None:
+    def _hangup(self, leg: SipLeg, reason: str | None = None) -> None:
+        self.endpoint.hangup(leg.call)
+        self._drop(leg, reason)
+
+    def _drop(self, leg: SipLeg, reason: str | None = None) -> None:
+        """Forget an ended leg; observers hear it ended with the reason decided before
+        (a removal), else ``reason``, else failed."""
         if self.legs.pop(leg.call, None) is None:
             return
         self.limits.forget(leg.call)
+        if leg.info is not None:
+            self.observer.leg_ended(
+                leg.info, datetime.now(UTC), leg.end_reason or reason or "failed", self._totals(leg)
+            )
         if leg.menu is not None:
             self.conference.clock.remove(leg.menu)
             leg.menu.close()
@@ -636,5 +749,28 @@ class SipCalls:
                         "no RTP from %s for %.0f s: hanging up",
                         leg.member.id,
                         self.settings.rtp_timeout,
+                        extra=logs.ids(leg.member, call_id=leg.call.key.call_id),
                     )
-                    self._hangup(leg)
+                    self._hangup(leg, "timeout")
+
+    # -- what observers are told -------------------------------------------------------------
+    def _tell_changes(self, leg: SipLeg) -> None:
+        """Observers hear of a leg's new room (the phone menu found it) or codec."""
+        info = leg.info
+        if info is None:
+            return  # not started yet: leg_started carries it
+        room_id = leg.member.room_id or None
+        if info.room_id != room_id or info.codec != leg.codec:
+            leg.info = replace(info, room_id=room_id, codec=leg.codec)
+            self.observer.leg_updated(leg.info)
+
+    def _totals(self, leg: SipLeg) -> LegTotals:
+        """The leg's RTP counters, over every audio leg it had; lost: from its RTCP
+        receiver statistics (RFC 3550 A.3)."""
+        audio, carried = leg.endpoint.leg, leg.carried
+        receiver = audio.rtcp.receiver
+        return LegTotals(
+            packets_received=carried.packets_received + audio.packets_received,
+            packets_sent=carried.packets_sent + audio.packets_sent,
+            packets_lost=carried.packets_lost + (max(0, receiver.lost) if receiver else 0),
+        )

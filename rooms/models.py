@@ -16,7 +16,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-__all__ = ["AllocatedNumber", "LinkToken", "Room", "SettingEntry", "UtcDateTime", "utcnow"]
+__all__ = [
+    "AllocatedNumber",
+    "CallRecord",
+    "LinkToken",
+    "Room",
+    "SettingEntry",
+    "UtcDateTime",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -101,3 +109,38 @@ class SettingEntry(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(max_length=500)
+
+
+class CallRecord(SQLModel, table=True):
+    """One call leg (a SIP call, a phone call, a browser): who, where, when, why it ended.
+
+    Written by the gateway's call recorder (:mod:`gateway.records`): inserted when the leg
+    starts, updated when it is answered and when it ends. ``room_id`` is no foreign key: the
+    records of a deleted room stay. ``node`` names the gateway process that wrote the row
+    (host and SIP port), so that it can close its own rows a crash left open.
+    """
+
+    __tablename__ = "call_records"
+    __table_args__ = (
+        sa.Index("ix_call_records_started_at", "started_at"),
+        sa.Index("ix_call_records_room_id_started_at", "room_id", "started_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    room_id: str | None = Field(default=None, max_length=32)
+    kind: str = Field(max_length=16)
+    display_name: str = Field(max_length=200)
+    #: E.164, when the phone network gave one (admin data: shown to admins and organisers).
+    caller_number: str | None = Field(default=None, max_length=32)
+    codec: str | None = Field(default=None, max_length=32)
+    call_id: str | None = Field(default=None, max_length=255)
+    node: str = Field(max_length=255)
+    started_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    answered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    #: Seconds from answer to end (0 for a leg never answered); None while it goes on.
+    duration_seconds: float | None = None
+    end_reason: str | None = Field(default=None, max_length=16)
+    packets_received: int = 0
+    packets_sent: int = 0
+    packets_lost: int = 0

@@ -429,6 +429,19 @@ class SipTransport:
     def wildcard(self) -> bool:
         return self.host in WILDCARD_HOSTS
 
+    def bound(self) -> list[tuple[str, str, int]]:
+        """The transports listening now, as ``("udp" | "tcp", host, port)``."""
+        found: list[tuple[str, str, int]] = []
+        udp = self._udp.transport if self._udp is not None else None
+        if udp is not None and not udp.is_closing():
+            name = udp.get_extra_info("sockname")
+            if name:
+                found.append(("udp", str(name[0]), int(name[1])))
+        if self._listener is not None and self._listener.fileno() >= 0:
+            name = self._listener.getsockname()
+            found.append(("tcp", str(name[0]), int(name[1])))
+        return found
+
     #: bytes the kernel holds for the UDP socket (set by :meth:`start`)
     udp_receive_buffer = 0
 

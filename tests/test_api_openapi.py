@@ -164,6 +164,7 @@ CROSS_FIELD_RULES = {
     "ends_before_start",
     "schedule_on_permanent_room",
     "datetime_out_of_range",
+    "invalid_cursor",  # a paging cursor must be one the API handed out
 }
 
 

@@ -40,11 +40,11 @@ def test_in_memory_sqlite_works() -> None:
 def test_upgrade_creates_the_schema_at_head(engine: Engine) -> None:
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == head_revision() == "0002"
+    assert current_revision(engine) == head_revision() == "0003"
     tables = set(inspect(engine).get_table_names())
     assert {"rooms", "link_tokens", "allocated_numbers", "settings", "alembic_version"} <= tables
     upgrade(engine)  # idempotent
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
