@@ -81,6 +81,10 @@ class BrowserSession(Protocol):
 class BrowserCalls(Protocol):
     """What the gateway offers the join socket."""
 
+    #: True while the process drains before a restart: joins are turned away with a close
+    #: the page retries (1012, service restart), not with the final "busy".
+    draining: bool
+
     def ice_servers(self) -> list[dict[str, object]]: ...
 
     async def join(self, join: BrowserJoin, notify: Notify) -> BrowserSession | None:
@@ -115,6 +119,7 @@ _CLOSE = {
     "too_many": 4429,
     "unavailable": 4503,
     "failed": 4502,
+    "restarting": 1012,  # RFC 6455 7.4.1 service restart: the page reconnects by itself
 }
 _TEXT = {
     "bad_message": "the message is not understood",
@@ -127,6 +132,7 @@ _TEXT = {
     "too_many": "too many messages",
     "unavailable": "the gateway is busy; try again in a moment",
     "failed": "the audio connection was lost",
+    "restarting": "the gateway is restarting; reconnecting",
 }
 
 
@@ -249,7 +255,7 @@ class _Socket:
         self.join = join = await self.authenticate()
         session = await browsers.join(join, self.notify)
         if session is None:
-            raise _Close("unavailable")
+            raise _Close("restarting" if browsers.draining else "unavailable")
         self.session = session
         await self.send(
             {

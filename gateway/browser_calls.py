@@ -193,7 +193,9 @@ class BrowserCalls:
             session.notify("draining", f"{seconds:g}")
 
     async def close_all(self) -> None:
+        """The process stops: each page is told the gateway restarts (a close it retries,
+        so it rejoins by itself once a gateway answers again), then its leg ends."""
         for session in list(self.sessions.values()):
             session.end_reason = session.end_reason or "shutdown"
-            session.notify("end", "ended")
+            session.notify("end", "restarting")
             await session.close()

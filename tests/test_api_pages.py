@@ -210,7 +210,7 @@ def test_every_text_exists_in_both_languages() -> None:
     codes = [
         "bad_message", "not_authenticated", "invalid_link", "room_closed", "too_big",
         "too_many", "removed", "ended", "refused", "unavailable",
-        "mic_blocked", "mic_missing", "connection_lost",
+        "mic_blocked", "mic_missing", "connection_lost", "restarting", "draining",
     ]  # fmt: skip
     for lang in LANGS:
         for code in codes:

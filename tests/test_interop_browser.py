@@ -128,8 +128,9 @@ def test_page_reconnects_and_rejoins_after_the_gateway_restarts(tmp_path: Path) 
             room = gw.create_room(name="restart")
             join(browser, link(gw, room, "guest"), "Stayer")
             first = browser.js("return window.gatewayState.participant_id")
-        # the gateway is gone: the page notices and shows it
+        # the gateway stopped (SIGTERM): the page was told it restarts, and says so
         browser.wait_for('return document.getElementById("status").textContent !== "joined"', 20)
+        assert browser.js("return window.gatewayState.last_error") == "restarting"
         for gw in start_gateway(tmp_path, **fixed):
             browser.wait_for(
                 'return document.getElementById("status").textContent === "joined"', 30

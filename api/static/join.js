@@ -540,6 +540,7 @@
     this.sender = null;
     this.welcomed = false;
     this.ended = false;
+    this.restarting = false;  // told the gateway restarts: say so while reconnecting
     this.pinger = null;
     this.ws.onopen = function () {
       if (!self.current()) { return; }
@@ -631,7 +632,11 @@
         participants = Array.isArray(msg.participants) ? msg.participants : [];
         renderParticipants();
         break;
+      case "draining":  // the gateway restarts soon; the page will rejoin by itself
+        showError("draining");
+        break;
       case "error":
+        if (msg.code === "restarting") { this.restarting = true; }
         this.finalCode = typeof msg.code === "string" ? msg.code : "bad_message";
         this.finalText = typeof msg.message === "string" ? msg.message : "";
         if (!FINAL[this.finalCode]) { this.finalCode = null; }  // unknown: wait for the close
@@ -676,7 +681,7 @@
     participants = [];
     renderParticipants();
     el.mute.disabled = true;
-    showError("connection_lost");
+    showError(s.restarting ? "restarting" : "connection_lost");
     setStatus("reconnecting", "reconnecting");
     var delay = BACKOFF[Math.min(attempt, BACKOFF.length - 1)];
     attempt += 1;
