@@ -6,17 +6,26 @@ the rows survive the gateway being killed, and the call it cut is closed at the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import fresh_database_url
 
-from tests.gateway_proc import GatewayProcess, gateway, start_gateway  # noqa: F401  (fixture)
+from tests.gateway_proc import GatewayProcess, start_gateway
 from tests.peers import sipp
 from tests.peers.fixtures import PeerFactory
 
-pytestmark = pytest.mark.interop
+# on SQLite, and on PostgreSQL in the `pytest -m db` run (GATEWAY_TEST_DATABASE_URL)
+pytestmark = [pytest.mark.interop, pytest.mark.db]
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
+    """A gateway of its own per test (a PostgreSQL database is emptied for each)."""
+    yield from start_gateway(tmp_path, GATEWAY_DATABASE_URL=fresh_database_url(tmp_path))
+
 
 HOST = "127.0.0.1"
 
@@ -46,7 +55,7 @@ def ended(count: int) -> Callable[[list[dict[str, Any]]], bool]:
     return lambda rows: len(rows) == count and all(r["end_reason"] for r in rows)
 
 
-def test_sipp_call_record(gateway: GatewayProcess) -> None:  # noqa: F811
+def test_sipp_call_record(gateway: GatewayProcess) -> None:
     room = gateway.create_room(name="cdr sipp")
     began = time.monotonic()
     result = sipp.run_uac(HOST, gateway.sip_port, str(room["number"]), call_duration_ms=3000)
@@ -61,7 +70,7 @@ def test_sipp_call_record(gateway: GatewayProcess) -> None:  # noqa: F811
     assert row["duration_seconds"] <= took
 
 
-def test_pjsip_call_record(gateway: GatewayProcess, peers: PeerFactory) -> None:  # noqa: F811
+def test_pjsip_call_record(gateway: GatewayProcess, peers: PeerFactory) -> None:
     room = gateway.create_room(name="cdr pjsip")
     sip = peers.pjsua_call(
         f"sip:{room['number']}@{HOST}:{gateway.sip_port}",
@@ -81,7 +90,7 @@ def test_pjsip_call_record(gateway: GatewayProcess, peers: PeerFactory) -> None:
     assert row["packets_lost"] == 0, row
 
 
-def test_refused_calls(gateway: GatewayProcess, peers: PeerFactory) -> None:  # noqa: F811
+def test_refused_calls(gateway: GatewayProcess, peers: PeerFactory) -> None:
     room = gateway.create_room(name="cdr refused", waiting_room=True)
     # refused before any leg: no record (an unknown number, an inactive room)
     assert sipp.run_expect_status(HOST, gateway.sip_port, "1000000001", 404).ok
@@ -112,7 +121,10 @@ def test_refused_calls(gateway: GatewayProcess, peers: PeerFactory) -> None:  # 
 
 
 def test_records_survive_a_killed_gateway(tmp_path: Path, peers: PeerFactory) -> None:
-    first: Generator[GatewayProcess] = start_gateway(tmp_path)  # type: ignore[assignment]
+    url = fresh_database_url(tmp_path)
+    first: Generator[GatewayProcess] = start_gateway(  # type: ignore[assignment]
+        tmp_path, GATEWAY_DATABASE_URL=url
+    )
     gw = next(first)
     try:
         room = gw.create_room(name="cdr restart")
@@ -131,7 +143,10 @@ def test_records_survive_a_killed_gateway(tmp_path: Path, peers: PeerFactory) ->
     finally:
         first.close()
     again: Generator[GatewayProcess] = start_gateway(  # type: ignore[assignment]
-        tmp_path, GATEWAY_HTTP_PORT=str(gw.http_port), GATEWAY_SIP_PORT=str(gw.sip_port)
+        tmp_path,
+        GATEWAY_HTTP_PORT=str(gw.http_port),
+        GATEWAY_SIP_PORT=str(gw.sip_port),
+        GATEWAY_DATABASE_URL=url,  # the same database: no reset
     )
     gw2 = next(again)
     try:
