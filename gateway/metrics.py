@@ -79,8 +79,7 @@ def _status(status: int) -> str:
 
 
 def _jitter(leg: AudioLeg | BrowserLeg) -> JitterBuffer:
-    # neither leg has a public accessor for its jitter buffer (media code is read-only here)
-    return leg._jitter
+    return leg.jitter
 
 
 def audio_counters(leg: AudioLeg) -> tuple[int, ...]:

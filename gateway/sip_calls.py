@@ -656,7 +656,8 @@ class SipCalls:
         def source(now: float) -> Pcm:
             # at the codec's rate: a room of G.711 legs mixes at 8 kHz with no resampling
             frame = endpoint.pull_native(now)
-            dtmf.audio(frame, now)
+            if dtmf.inband is not None:  # tones looked for only without telephone-event
+                dtmf.audio(frame, now)
             return frame
 
         assert leg.overlay is not None

@@ -386,7 +386,7 @@ def test_browser_legs_count_their_packets_and_opus_codec() -> None:
     jitter = JitterBuffer()
     for seq in range(4):
         jitter.put(seq, b"\x01" * 40)
-    leg = SimpleNamespace(stats=BrowserLegStats(packets_in=4, packets_out=9), _jitter=jitter)
+    leg = SimpleNamespace(stats=BrowserLegStats(packets_in=4, packets_out=9), jitter=jitter)
     session = SimpleNamespace(leg=leg, member=SimpleNamespace(id="web-1"))
     s.metrics.browsers = SimpleNamespace(sessions={"web-1": session})  # type: ignore[assignment]
     s.metrics.leg_answered(info("web-1", "browser"), T0)

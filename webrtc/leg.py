@@ -236,6 +236,11 @@ class BrowserLeg:
         parsed.sdpMLineIndex = index
         await self.pc.addIceCandidate(parsed)
 
+    @property
+    def jitter(self) -> JitterBuffer:
+        """The receive jitter buffer (read its ``stats`` and ``len()``; metrics do)."""
+        return self._jitter
+
     def _take_over(self, transceiver: Any) -> None:
         receiver, sender = transceiver.receiver, transceiver.sender
         leg = self

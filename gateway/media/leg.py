@@ -382,6 +382,11 @@ class AudioLeg:
             self._jitter.put(seq, payload)
         return True
 
+    @property
+    def jitter(self) -> JitterBuffer:
+        """The receive jitter buffer (read its ``stats`` and ``len()``; metrics do)."""
+        return self._jitter
+
     def drain_events(self) -> list[TelephoneEvent]:
         events = list(self.events)
         self.events.clear()
