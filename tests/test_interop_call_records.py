@@ -14,8 +14,9 @@ import pytest
 from conftest import fresh_database_url
 
 from tests.gateway_proc import GatewayProcess, start_gateway
-from tests.peers import sipp
+from tests.peers import chromium, sipp
 from tests.peers.fixtures import PeerFactory
+from tests.peers.join_page import join, link
 
 # on SQLite, and on PostgreSQL in the `pytest -m db` run (GATEWAY_TEST_DATABASE_URL)
 pytestmark = [pytest.mark.interop, pytest.mark.db]
@@ -157,3 +158,35 @@ def test_records_survive_a_killed_gateway(tmp_path: Path, peers: PeerFactory) ->
         assert after["shutdown"]["duration_seconds"] is None
     finally:
         again.close()
+
+
+@pytest.mark.skipif(not chromium.available(), reason="chromium, chromedriver or selenium missing")
+def test_browser_call_records(gateway: GatewayProcess, tmp_path: Path) -> None:
+    """A browser that leaves and one a moderator removes: kind browser, Opus, the right end
+    reasons and durations."""
+    room = gateway.create_room(name="cdr browsers")
+    tone = chromium.tone_wav(tmp_path / "tone.wav", 1000)
+    with chromium.Browser(tone) as leaver, chromium.Browser(tone) as removed:
+        join(leaver, link(gateway, room, "guest"), "Leaver")
+        left_joined = time.monotonic()
+        join(removed, link(gateway, room, "guest"), "Removed")
+        removed_joined = time.monotonic()
+        time.sleep(2)
+        leaver.click("#leave")
+        leaver.wait_for('return document.getElementById("status").textContent === "left"', 10)
+        left_after = time.monotonic() - left_joined
+        [member] = gateway.wait_participants(str(room["id"]), 1)
+        status, _ = gateway.api("DELETE", f"/api/rooms/{room['id']}/participants/{member['id']}")
+        assert status == 204
+        removed.wait_for('return window.gatewayState.last_error === "removed"', 10)
+        removed_after = time.monotonic() - removed_joined
+    rows = {r["display_name"]: r for r in wait_records(gateway, str(room["id"]), ended(2))}
+    assert set(rows) == {"Leaver", "Removed"}, rows
+    for name, reason, measured in (
+        ("Leaver", "hangup", left_after),
+        ("Removed", "removed", removed_after),
+    ):
+        row = rows[name]
+        assert (row["kind"], row["codec"], row["end_reason"]) == ("browser", "opus", reason), row
+        assert abs(row["duration_seconds"] - measured) < 1.0, (row, measured)
+        assert row["packets_received"] > 50 and row["packets_sent"] > 50, row
