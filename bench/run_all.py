@@ -44,6 +44,12 @@ BENCHES = (
     Bench("dtmf_detector", "In-band DTMF detector", tail=10),
     Bench("webrtc", "Browser legs (WebRTC)", tail=10),
     Bench("rest", "REST room creation", tail=4),
+    Bench(
+        "soak",
+        "Memory over 10 minutes at about half capacity (120 legs, rooms of 10)",
+        args=("--minutes", "10", "--legs", "120", "--rooms", "12"),
+        tail=6,
+    ),
 )
 
 
@@ -101,7 +107,7 @@ def section(results: list[tuple[Bench, str, float, int]], kept: dict[str, str]) 
         "",
         f"**Last run**: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{machine()}. Each block is the end of one benchmark's output: its figure beside the "
-        "reference it measured in the same run. Rerun: `make bench` (about 10 minutes), or "
+        "reference it measured in the same run. Rerun: `make bench` (about 35 minutes, the 10-minute soak included), or "
         "`python bench/run_all.py --only NAME` for one (the others' blocks are kept, with the "
         "date of their own run).",
         "",

@@ -38,7 +38,7 @@ def process_figures(pid: int, log: Path) -> dict[str, object]:
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     with open(f"/proc/{pid}/statm") as statm:
         rss_kib = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    lines = re.findall(r"stats: calls=(\d+) rooms=(\d+) tasks=(\d+)", log.read_text())
+    lines = re.findall(r"stats: calls=(\d+) rooms=(\d+) .*?tasks=(\d+)", log.read_text())
     last = lines[-1] if lines else ("?", "?", "?")
     return {"fds": fds, "rss_kib": rss_kib, "calls": last[0], "tasks": last[2]}
 
@@ -141,10 +141,13 @@ def main() -> None:
             flush=True,
         )
         peak: dict[str, object] = {}
-        deadline = time.monotonic() + seconds + 300
+        samples: list[tuple[float, int]] = []  # (seconds since the calls began, RSS KiB)
+        began = time.monotonic()
+        deadline = began + seconds + 300
         while any(p.poll() is None for p in sipps) and time.monotonic() < deadline:
             time.sleep(30)
             now = process_figures(gateway.pid, log)
+            samples.append((time.monotonic() - began, int(now["rss_kib"])))  # type: ignore[call-overload]
             print(f"  {time.strftime('%H:%M:%S')} {now}", flush=True)
             if not peak or int(now["fds"]) > int(peak["fds"]):  # type: ignore[call-overload]
                 peak = now
@@ -160,6 +163,21 @@ def main() -> None:
             ok += int(stats.get("SuccessfulCall(C)", 0) or 0)
             failed += int(stats.get("FailedCall(C)", 0) or 0)
         print(f"calls: {ok} successful, {failed} failed")
+        # growth while the calls were up: from the first sample after the ramp (60 s) to the
+        # last one before the rooms emptied
+        steady = [(t, rss) for t, rss in samples if 60 <= t <= seconds]
+        if len(steady) >= 2:
+            (t0, r0), (t1, r1) = steady[0], steady[-1]
+            print(
+                f"RSS while calls were up: {r0} KiB at {t0 / 60:.1f} min, {r1} KiB at "
+                f"{t1 / 60:.1f} min: growth {r1 - r0:+d} KiB over {(t1 - t0) / 60:.1f} min"
+            )
+            # the allocator's warm-up levels off: the second half tells a leak from it
+            tm, rm = next((t, rss) for t, rss in steady if t >= (t0 + t1) / 2)
+            print(
+                f"RSS over the second half: {rm} KiB at {tm / 60:.1f} min -> {r1} KiB: "
+                f"growth {r1 - rm:+d} KiB over {(t1 - tm) / 60:.1f} min"
+            )
         print(f"start: {start}")
         print(f"peak:  {peak}")
         print(f"end:   {end}")
