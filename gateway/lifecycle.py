@@ -14,6 +14,7 @@ they must not block (a database write goes to a thread or a queue of its own).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
@@ -101,39 +102,26 @@ class Observers:
     def add(self, observer: CallObserver) -> None:
         self._observers.append(observer)
 
-    def leg_started(self, leg: LegInfo, at: datetime) -> None:
-        for o in self._observers:
+    def _tell(self, call: Callable[[CallObserver], None]) -> None:
+        for observer in self._observers:
             try:
-                o.leg_started(leg, at)
+                call(observer)
             except Exception:
-                logger.exception("call observer %r failed", o)
+                logger.exception("call observer %r failed", observer)
+
+    def leg_started(self, leg: LegInfo, at: datetime) -> None:
+        self._tell(lambda o: o.leg_started(leg, at))
 
     def leg_answered(self, leg: LegInfo, at: datetime) -> None:
-        for o in self._observers:
-            try:
-                o.leg_answered(leg, at)
-            except Exception:
-                logger.exception("call observer %r failed", o)
+        self._tell(lambda o: o.leg_answered(leg, at))
 
     def leg_updated(self, leg: LegInfo) -> None:
-        for o in self._observers:
-            try:
-                o.leg_updated(leg)
-            except Exception:
-                logger.exception("call observer %r failed", o)
+        self._tell(lambda o: o.leg_updated(leg))
 
     def leg_ended(
         self, leg: LegInfo, at: datetime, reason: str, totals: LegTotals | None = None
     ) -> None:
-        for o in self._observers:
-            try:
-                o.leg_ended(leg, at, reason, totals)
-            except Exception:
-                logger.exception("call observer %r failed", o)
+        self._tell(lambda o: o.leg_ended(leg, at, reason, totals))
 
     def call_refused(self, kind: str, status: int) -> None:
-        for o in self._observers:
-            try:
-                o.call_refused(kind, status)
-            except Exception:
-                logger.exception("call observer %r failed", o)
+        self._tell(lambda o: o.call_refused(kind, status))

@@ -18,10 +18,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine
 
 from api.app import create_app
 from api.live import InMemoryLiveCalls
 from config import Settings
+from rooms.db import create_engine_for, upgrade
 from tests.peers.fixtures import PeerFactory
 
 TEST_DATABASE_ENV = "GATEWAY_TEST_DATABASE_URL"
@@ -75,6 +78,26 @@ def fresh_database_url(directory: Path) -> str:
 @pytest.fixture
 def database_url(tmp_path: Path) -> Iterator[str]:
     yield fresh_database_url(tmp_path)
+
+
+@pytest.fixture
+def upgraded_engine(database_url: str) -> Iterator[Engine]:
+    """An engine on an empty database upgraded to the newest schema."""
+    engine = create_engine_for(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` (``..._total``, ``..._bucket``) in Prometheus
+    exposition ``text`` whose labels include ``labels``; 0 when there is none."""
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import metric_value
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.gateway_proc import GatewayProcess, start_gateway
@@ -42,14 +43,7 @@ def scrape(gateway: GatewayProcess, token: str = METRICS_TOKEN) -> str:
         return response.read().decode()
 
 
-def value(text: str, name: str, **labels: str) -> float:
-    """The sum of the samples ``name`` with these labels (0 when there is none)."""
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
+value = metric_value
 
 
 def wait_for(gateway: GatewayProcess, name: str, expected: float, **labels: str) -> str:

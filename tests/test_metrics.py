@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from aiohttp.test_utils import TestClient
 from aiortc.rtp import RtpPacket
+from conftest import metric_value
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -35,14 +36,7 @@ STRANGER = ("203.0.113.9", 5004)
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-def sample(text: str, name: str, **labels: str) -> float:
-    """The sum of the samples called ``name`` whose labels include ``labels`` (0 if none)."""
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
+sample = metric_value
 
 
 def rtp(seq: int, pt: int = 0) -> bytes:

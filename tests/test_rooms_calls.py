@@ -4,7 +4,6 @@ real database: rows written in batches, paged newest first, closed after a crash
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,17 +14,13 @@ from sqlalchemy import Engine
 from gateway.lifecycle import LegInfo, LegTotals
 from gateway.records import CallRecorder
 from rooms.calls import CallStore, InvalidCursor, decode_cursor, encode_cursor
-from rooms.db import create_engine_for, upgrade
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine_for(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+def engine(upgraded_engine: Engine) -> Engine:
+    return upgraded_engine
 
 
 @pytest.fixture

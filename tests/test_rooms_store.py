@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -22,11 +21,8 @@ INDIA = timezone(timedelta(hours=5, minutes=30))
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine_for(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+def engine(upgraded_engine: Engine) -> Engine:
+    return upgraded_engine
 
 
 @pytest.fixture
