@@ -7,6 +7,7 @@ once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -14,7 +15,9 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import numpy as np
 import pytest
 
@@ -145,6 +148,20 @@ def test_sigterm_without_drain_time_ends_calls_with_the_notice(
     assert_heard_notice(record)
 
 
+async def join_socket(
+    gateway: GatewayProcess, number: str, join: dict[str, Any]
+) -> tuple[list[Any], int | None]:
+    """The messages and close code a join socket gets for ``join``."""
+    url = gateway.base_url.replace("http", "ws") + f"/api/join/{number}/ws"
+    got: list[Any] = []
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        await ws.send_str(json.dumps(join))
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                got.append(json.loads(msg.data))
+        return got, ws.close_code
+
+
 def test_second_sigterm_ends_a_long_drain_at_once(tmp_path: Path, peers: PeerFactory) -> None:
     record = peers.path("heard.wav")
     for gateway in start_gateway(tmp_path, GATEWAY_DRAIN_SECONDS="600"):
@@ -152,6 +169,14 @@ def test_second_sigterm_ends_a_long_drain_at_once(tmp_path: Path, peers: PeerFac
         gateway.process.send_signal(signal.SIGTERM)
         assert wait_draining(gateway)["status"] == "draining"
         assert caller.running()  # the drain lets it go on
+        # a browser joining now is turned away with a close its page retries (1012, service
+        # restart), not the final "busy": it rejoins once a gateway answers again
+        room = gateway.create_room(name="drain browser")
+        token = urlsplit(room["links"]["guest"]).query.removeprefix("token=")
+        got, code = asyncio.run(
+            join_socket(gateway, str(room["number"]), {"type": "join", "token": token, "name": "B"})
+        )
+        assert code == 1012 and got[-1]["code"] == "restarting", (code, got)
         gateway.process.send_signal(signal.SIGTERM)
         # far less than the 600 s drain: the second signal ended it
         assert gateway.process.wait(30) == 0, gateway.log()
