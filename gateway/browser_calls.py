@@ -94,10 +94,17 @@ class BrowserSession:
         self.notify("state", state)
 
     def _failed(self, reason: str) -> None:
+        # "ice closed": the page closed its peer connection (DTLS close_notify), as it does
+        # when its user leaves, sometimes before its socket closes: a hang-up, not a failure
+        closed = reason == "ice closed"
         logger.info(
-            "browser %s: media path lost (%s)", self.member.id, reason, extra=logs.ids(self.member)
+            "browser %s: media path %s (%s)",
+            self.member.id,
+            "closed by the browser" if closed else "lost",
+            reason,
+            extra=logs.ids(self.member),
         )
-        self.end_reason = self.end_reason or "failed"
+        self.end_reason = self.end_reason or ("hangup" if closed else "failed")
         self.notify("end", "failed")
 
     def _removed(self, reason: str) -> None:
