@@ -293,18 +293,13 @@ class GatewayMetrics(Collector):
                 yield _browser_live(session)
 
     def _find(self, member: str) -> _Live | None:
-        """The live leg of participant ``member`` (a scan of the SIP legs: on call events
-        only, never per packet)."""
+        """The live leg of participant ``member`` (on call events only, never per packet)."""
         if self.browsers is not None:
             session = self.browsers.sessions.get(member)
             if session is not None:
                 return _browser_live(session)
-        sip = self.sip
-        if sip is not None:
-            for leg in list(sip.legs.values()):
-                if leg.member.id == member:
-                    return _sip_live(leg)
-        return None
+        leg = self.sip.leg_of(member) if self.sip is not None else None
+        return _sip_live(leg) if leg is not None else None
 
     def _is_live(self, member: str) -> bool:
         return self._find(member) is not None

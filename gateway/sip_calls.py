@@ -186,6 +186,7 @@ class SipCalls:
         #: Address families our RTP sockets serve (an offer in another one gets 488).
         self.families: tuple[str, ...] = ("IP6",) if ":" in settings.sip_host else ("IP4",)
         self.legs: dict[Call, SipLeg] = {}
+        self._by_member: dict[str, SipLeg] = {}  # the same legs, by participant id
         self.pin_guard = PinGuard(
             max_failures=settings.pin_max_failures,
             window=settings.pin_lockout_seconds,
@@ -419,6 +420,7 @@ class SipCalls:
         )
         self.observer.leg_started(leg.info, datetime.now(UTC))
         self.legs[call] = leg
+        self._by_member[member.id] = leg
         if not menu:
             assert room is not None
             self._enter_room(
@@ -441,6 +443,10 @@ class SipCalls:
     def _refuse_offer(self, call: UasCall, number: str, exc: SdpError) -> None:
         logger.info("unusable offer for %s: %s", number, exc)
         self.endpoint.reject(call, 488, headers=[("Warning", f'304 gateway "{exc}"')])
+
+    def leg_of(self, participant_id: str) -> SipLeg | None:
+        """The live leg of a participant, without a scan of every call."""
+        return self._by_member.get(participant_id)
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -726,6 +732,7 @@ class SipCalls:
         (a removal), else ``reason``, else failed."""
         if self.legs.pop(leg.call, None) is None:
             return
+        self._by_member.pop(leg.member.id, None)
         self.limits.forget(leg.call)
         if leg.info is not None:
             self.observer.leg_ended(

@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from api.app import create_app
 from api.live import InMemoryLiveCalls
 from config import Settings
+from dtmf.pin import PinGuard
 from rooms.db import create_engine_for, upgrade
 from tests.peers.fixtures import PeerFactory
 
@@ -195,3 +196,14 @@ def serve_in_thread(app: web.Application, host: str = "127.0.0.1") -> Iterator[s
     finally:
         state["stop"]()
         thread.join(30)
+
+
+class FakeSip:
+    """What the collector reads of ``SipCalls``: its legs, by call and by participant."""
+
+    def __init__(self) -> None:
+        self.legs: dict[Any, Any] = {}
+        self.pin_guard = PinGuard(max_failures=2)
+
+    def leg_of(self, participant_id: str) -> Any:
+        return next((leg for leg in self.legs.values() if leg.member.id == participant_id), None)

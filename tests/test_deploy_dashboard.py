@@ -12,11 +12,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from conftest import FakeSip
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.metrics import Metrics
-from dtmf.pin import PinGuard
 from gateway.lifecycle import LegInfo
 from gateway.media import AudioLeg, LegConfig
 from gateway.media.transport import MixerClock
@@ -125,7 +125,8 @@ async def exposition() -> str:
         endpoint=SimpleNamespace(leg=audio),
         dtmf=CallDtmf(inband=False),
     )
-    sip: Any = SimpleNamespace(legs={"p-1": leg}, pin_guard=PinGuard(max_failures=2))
+    sip: Any = FakeSip()
+    sip.legs["p-1"] = leg
     conference: Any = SimpleNamespace(rooms={"room-1": object()})
     clock = MixerClock()
     gateway = GatewayMetrics(metrics.registry, clock=clock, conference=conference, sip=sip)

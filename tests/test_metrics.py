@@ -13,14 +13,13 @@ from typing import Any
 import numpy as np
 from aiohttp.test_utils import TestClient
 from aiortc.rtp import RtpPacket
-from conftest import metric_value
+from conftest import FakeSip, metric_value
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from api.metrics import METRICS
 from config import Settings
-from dtmf.pin import PinGuard
 from gateway.app import OBSERVERS, build_app
 from gateway.lifecycle import LegInfo, LegTotals
 from gateway.media import AudioLeg, LegConfig
@@ -72,7 +71,7 @@ class Setup:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.clock = MixerClock()
-        self.sip: Any = SimpleNamespace(legs={}, pin_guard=PinGuard(max_failures=2))
+        self.sip: Any = FakeSip()
         self.conference: Any = SimpleNamespace(rooms={})
         self.metrics = GatewayMetrics(
             self.registry, clock=self.clock, conference=self.conference, sip=self.sip
